@@ -1,0 +1,70 @@
+"""The library API; the CLI is a thin layer over these functions."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .codec import codec
+from .codec.image_io import load_image, load_saliency_map
+from .errors import SalcodecError
+from .models import registry
+
+DEFAULT_STRENGTH = 0.5
+
+ImageLike = np.ndarray | Image.Image | str | Path
+SaliencyLike = str | Path | np.ndarray | None
+
+
+def predict_saliency(image: ImageLike, method: str = "auto") -> np.ndarray:
+    """Float32 H×W map in [0, 1] of where people look."""
+    from . import saliency
+    return saliency.predict(load_image(image), method)
+
+
+def resolve_saliency(pixels: np.ndarray, saliency: SaliencyLike) -> np.ndarray | None:
+    """'none' → None (uniform map); 'auto' or a method name → a prediction; a path or an array → that map."""
+    from . import saliency as sal
+    if saliency is None or (isinstance(saliency, str) and saliency == "none"):
+        return None
+    if isinstance(saliency, str) and (saliency == "auto" or saliency in sal.METHODS):
+        return sal.predict(pixels, saliency)
+    if isinstance(saliency, (str, Path, np.ndarray)):
+        return load_saliency_map(saliency, pixels.shape[:2])
+    raise SalcodecError(f"saliency must be 'auto', 'none', a method, a map path or an array (got {type(saliency).__name__})")
+
+
+def compress_image(image: ImageLike, quality: float = 50, saliency: SaliencyLike = "auto", strength: float = DEFAULT_STRENGTH,
+                   bpp: float | None = None, model: str = registry.DEFAULT_MODEL, notes: list[str] | None = None) -> codec.Encoded:
+    """Compress and return the container with its sizes and rate estimate."""
+    if not 0 <= quality <= 100:
+        raise SalcodecError(f"quality must be in 0-100 (got {quality})")
+    pixels = load_image(image, notes)
+    sal_map = resolve_saliency(pixels, saliency)
+    if bpp is not None:
+        return codec.encode_to_bpp(pixels, bpp, sal_map, strength, model)
+    return codec.encode(pixels, quality, sal_map, strength, model)
+
+
+def compress(image: ImageLike, quality: float = 50, saliency: SaliencyLike = "auto", strength: float = DEFAULT_STRENGTH,
+             bpp: float | None = None, model: str = registry.DEFAULT_MODEL) -> bytes:
+    """Compress an image (uint8 H×W×3 array, PIL image or path) to `.sgc` bytes.
+
+    quality: 0-100, higher is better; bpp: a target rate instead of a quality;
+    saliency: 'auto', 'none', a method name, a map file (gray or RGBA alpha) or an H×W array in [0, 1];
+    strength: how far the saliency map moves the quality map (0 gives uniform coding).
+    """
+    return compress_image(image, quality, saliency, strength, bpp, model).data
+
+
+def decompress(data: bytes) -> np.ndarray:
+    """`.sgc` bytes to an H×W×3 uint8 RGB array."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise SalcodecError("decompress expects bytes")
+    return codec.decode(bytes(data))
+
+
+def load_model(name: str = registry.DEFAULT_MODEL):
+    """The shipped model `name`, in eval mode, with its entropy-coder tables built."""
+    return registry.load_model(name)[0]

@@ -1,0 +1,175 @@
+"""`salcodec` command line: argument parsing and printing only; the work is in the library."""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+from .errors import SalcodecError
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    p = Path(path)
+    if not p.is_file():
+        raise SalcodecError(f"no such file: {path}")
+    return p.read_bytes()
+
+
+def _write_output(path: str, data: bytes, force: bool, inputs: list[str]) -> None:
+    from .codec.image_io import atomic_write
+    if path == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    out = Path(path)
+    for src in inputs:
+        if src != "-" and out.exists() and Path(src).resolve() == out.resolve():
+            raise SalcodecError(f"refusing to overwrite the input {src}")
+    atomic_write(out, data, force)
+
+
+def _outputs(inputs: list[str], output: str | None, out_dir: str | None, suffix: str, strip_suffix: bool) -> list[str]:
+    """Output paths per the conventions: -o for one input, --out-dir for several."""
+    if output and out_dir:
+        raise SalcodecError("use either -o/--output or --out-dir, not both")
+    if len(inputs) > 1 and not out_dir:
+        raise SalcodecError("several inputs need --out-dir")
+    if output:
+        return [output]
+    names = []
+    for src in inputs:
+        if src == "-":
+            raise SalcodecError("reading from stdin needs -o/--output")
+        p = Path(src)
+        name = (p.stem if strip_suffix else p.name) + suffix
+        names.append(str(Path(out_dir) / name) if out_dir else str(p.with_name(name)))
+    return names
+
+
+def _log(msg: str, to_stderr: bool) -> None:
+    print(msg, file=sys.stderr if to_stderr else sys.stdout)
+
+
+def cmd_compress(args: argparse.Namespace) -> None:
+    from PIL import Image
+
+    from . import api
+    outputs = _outputs(args.inputs, args.output, args.out_dir, ".sgc", strip_suffix=True)
+    if args.out_dir and not Path(args.out_dir).is_dir():
+        raise SalcodecError(f"output folder does not exist: {args.out_dir}")
+    to_stderr = "-" in outputs
+    for src, dst in zip(args.inputs, outputs):
+        if dst != "-" and Path(dst).exists() and not args.force:
+            raise SalcodecError(f"{dst} exists (use --force to overwrite)")
+        notes: list[str] = []
+        image = src
+        if src == "-":
+            try:
+                image = Image.open(io.BytesIO(_read_input(src)))
+            except Exception as exc:  # Pillow raises many types for bad data
+                raise SalcodecError(f"stdin: cannot read image ({exc})") from None
+        enc = api.compress_image(image, args.quality, args.saliency, args.strength, args.bpp, args.model, notes)
+        _write_output(dst, enc.data, args.force, args.inputs)
+        for note in notes:
+            _log(f"note: {src}: {note}", to_stderr)
+        _log(f"{src} -> {dst}: {enc.width}x{enc.height}, {len(enc.data)} bytes, {enc.bpp:.4f} bpp "
+             f"(estimated {enc.estimated_bpp:.4f})", to_stderr)
+
+
+def cmd_decompress(args: argparse.Namespace) -> None:
+    from .codec import codec
+    from .codec.image_io import encode_png
+    outputs = _outputs(args.inputs, args.output, args.out_dir, ".png", strip_suffix=False)
+    to_stderr = "-" in outputs
+    for src, dst in zip(args.inputs, outputs):
+        if dst != "-" and Path(dst).exists() and not args.force:
+            raise SalcodecError(f"{dst} exists (use --force to overwrite)")
+        pixels = codec.decode(_read_input(src))
+        _write_output(dst, encode_png(pixels), args.force, args.inputs)
+        _log(f"{src} -> {dst}: {pixels.shape[1]}x{pixels.shape[0]}", to_stderr)
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from .codec import bitstream
+    data = _read_input(args.input)
+    head = bitstream.unpack(data).header
+    info = {
+        "file": args.input, "format_version": bitstream.FORMAT_VERSION, "model": head.model_id,
+        "weights_digest": head.digest.hex(), "width": head.width, "height": head.height,
+        "bytes": len(data), "bpp": 8 * len(data) / (head.width * head.height),
+        "q0": head.q0, "quality": round(100 * head.q0 / 255, 1),
+        "saliency": bool(head.flags & bitstream.FLAG_SPATIAL_QUALITY), "tile": head.tile,
+    }
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for key, value in info.items():
+            print(f"{key:15s} {value:.4f}" if isinstance(value, float) else f"{key:15s} {value}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .train.loop import train
+    train(Path(args.config), Path(args.init) if args.init else None, args.max_steps)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="salcodec", description="Saliency-aware learned image codec.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("compress", help="compress images to .sgc files")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG/JPEG/WebP/TIFF image(s), or - for stdin")
+    p.add_argument("-o", "--output", help="output file (- for stdout); default INPUT stem + .sgc")
+    p.add_argument("--out-dir", help="output folder (required for several inputs)")
+    p.add_argument("--quality", type=float, default=50, help="0-100, higher is better (default 50)")
+    p.add_argument("--bpp", type=float, help="target real bits per pixel instead of a quality (within ±3%%)")
+    p.add_argument("--saliency", default="auto",
+                   help="auto (best shipped predictor), none (uniform), a method name, or a map PNG (gray or RGBA alpha)")
+    p.add_argument("--strength", type=float, default=0.5, help="how far saliency moves the quality map (0 = uniform)")
+    p.add_argument("--model", default="default-v1", help="shipped model id")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("decompress", help="decode .sgc files to PNG")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".sgc file(s), or - for stdin")
+    p.add_argument("-o", "--output", help="output PNG (- for stdout); default INPUT + .png")
+    p.add_argument("--out-dir", help="output folder (required for several inputs)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=cmd_decompress)
+
+    p = sub.add_parser("info", help="describe a .sgc file")
+    p.add_argument("input", help=".sgc file, or - for stdin")
+    p.add_argument("--json", action="store_true", help="print JSON (the bpp field is the real bits per pixel)")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("train", help="train a codec from a YAML config (resumes from its out_dir)")
+    p.add_argument("--config", required=True, help="configs/<name>.yaml")
+    p.add_argument("--init", help="warm-start from a weights-only file (fresh optimizer)")
+    p.add_argument("--max-steps", type=int, help="stop after this many more steps (the config's total still caps)")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except SalcodecError as exc:
+        print(f"salcodec: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("salcodec: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # internal failure: still one line, exit 1
+        print(f"salcodec: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

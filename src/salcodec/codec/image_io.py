@@ -1,0 +1,120 @@
+"""Reading images and saliency maps from users, and writing files without ever leaving a partial one."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import SalcodecError
+
+MAX_INPUT_PIXELS = 200_000_000
+Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        img = Image.open(path)
+        img.load()
+        return img
+    except FileNotFoundError:
+        raise SalcodecError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise SalcodecError(f"is a directory, not an image: {path}") from None
+    except Image.DecompressionBombError:
+        raise SalcodecError(f"{path}: image is larger than {MAX_INPUT_PIXELS} pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise SalcodecError(f"{path}: cannot read image ({exc})") from None
+
+
+def to_rgb_array(img: Image.Image, notes: list[str] | None = None) -> np.ndarray:
+    """Any Pillow image to H×W×3 uint8 RGB, honouring EXIF orientation; conversions are noted."""
+    notes = notes if notes is not None else []
+    img = ImageOps.exif_transpose(img)
+    if img.width == 0 or img.height == 0:
+        raise SalcodecError("image has zero pixels")
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img).astype(np.float64)
+        peak = 65535.0 if arr.max() > 255 or mode.startswith("I;16") else 255.0
+        notes.append(f"converted {mode} ({'16-bit' if peak > 255 else 'integer'}) grayscale to 8-bit RGB")
+        arr = np.clip(np.round(arr / peak * 255), 0, 255).astype(np.uint8)
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        notes.append("dropped the alpha channel (transparency is not coded)")
+    elif mode in ("L", "1"):
+        notes.append("converted grayscale to RGB")
+    elif mode == "CMYK":
+        notes.append("converted CMYK to RGB")
+    elif mode not in ("RGB", "P"):
+        notes.append(f"converted {mode} to RGB")
+    if mode == "RGBa":
+        img = img.convert("RGBA")
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def load_image(source, notes: list[str] | None = None) -> np.ndarray:
+    """A path, a PIL image or an array to H×W×3 uint8 RGB."""
+    if isinstance(source, np.ndarray):
+        arr = source
+        if arr.ndim == 2:
+            arr = np.repeat(arr[:, :, None], 3, axis=2)
+        if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise SalcodecError(f"image array must be H×W×3 (got shape {source.shape})")
+        if arr.dtype != np.uint8:
+            raise SalcodecError(f"image array must be uint8 (got {arr.dtype})")
+        return np.ascontiguousarray(arr[:, :, :3])
+    if isinstance(source, Image.Image):
+        return to_rgb_array(source, notes)
+    return to_rgb_array(_open(Path(source)), notes)
+
+
+def load_saliency_map(source, shape: tuple[int, int]) -> np.ndarray:
+    """A saliency map from a gray PNG, the alpha channel of an RGBA PNG, or an array; resized to `shape`."""
+    if isinstance(source, np.ndarray):
+        arr = source.astype(np.float32)
+        if arr.ndim != 2:
+            raise SalcodecError(f"saliency array must be H×W (got shape {source.shape})")
+        if not np.isfinite(arr).all():
+            raise SalcodecError("saliency array contains NaN or infinity")
+        arr = np.clip(arr, 0, 1)
+    else:
+        img = _open(Path(source))
+        if img.mode in ("RGBA", "LA"):
+            img = img.getchannel("A")
+        elif img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            raw = np.asarray(img).astype(np.float32)
+            img = Image.fromarray(raw / max(float(raw.max()), 1.0), mode="F")
+        else:
+            img = img.convert("L")
+        arr = np.asarray(img, dtype=np.float32)
+        arr = arr / 255.0 if img.mode == "L" else arr
+    if arr.shape != shape:
+        arr = np.asarray(Image.fromarray(arr.astype(np.float32), mode="F").resize((shape[1], shape[0]), Image.BILINEAR))
+    return np.clip(arr, 0, 1).astype(np.float32)
+
+
+def atomic_write(path: Path, data: bytes, force: bool = False) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see a partial file."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise SalcodecError(f"{path} exists (use --force to overwrite)")
+    if not path.parent.is_dir():
+        raise SalcodecError(f"output folder does not exist: {path.parent}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    import io
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()

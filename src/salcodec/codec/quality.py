@@ -1,0 +1,48 @@
+"""Quality maps and λ maps (the words of ../shared/DESIGN.md).
+
+quality map q(x) in [0, 1]: what the encoder is told. From the user's --quality (0-100)
+we take the global level q0 = quality / 100. With a saliency map s and a strength γ:
+
+    s̃ = (s - min s) / (max s - min s)          (per image)
+    q(x) = clip(q0 + γ · (s̃(x) - mean s̃), 0, 1)
+
+so γ = 0 is the uniform map and the mean of q stays near q0 (it moves bits, it does not
+add them). The λ map is λ(x) = λ_min · (λ_max / λ_min) ** q(x).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+LAMBDA_MIN = 0.0018
+LAMBDA_MAX = 0.12
+
+
+def quality_to_q0(quality: float) -> float:
+    """CLI/API quality 0-100 to the global level q0 in [0, 1] (monotonic)."""
+    return float(np.clip(quality, 0, 100)) / 100.0
+
+
+def normalise_saliency(saliency: np.ndarray) -> np.ndarray:
+    s = saliency.astype(np.float32)
+    lo, hi = float(s.min()), float(s.max())
+    if hi - lo < 1e-6:
+        return np.zeros_like(s)
+    return (s - lo) / (hi - lo)
+
+
+def quality_map(shape: tuple[int, int], q0: float, saliency: np.ndarray | None = None, strength: float = 0.0) -> np.ndarray:
+    """The encoder's H×W quality map for a global level q0 and an optional saliency map."""
+    if saliency is None or strength == 0.0:
+        return np.full(shape, q0, dtype=np.float32)
+    s = normalise_saliency(saliency)
+    return np.clip(q0 + strength * (s - s.mean()), 0.0, 1.0).astype(np.float32)
+
+
+def lambda_map(q: torch.Tensor, lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX) -> torch.Tensor:
+    return lambda_min * (lambda_max / lambda_min) ** q
+
+
+def q0_byte(q: np.ndarray | torch.Tensor) -> int:
+    """The one byte of global quality sent to the decoder: round(255 · mean q)."""
+    return int(round(255 * float(q.mean())))

@@ -1,0 +1,158 @@
+"""The default model: a mean-scale hyperprior whose encoder is steered by a quality map.
+
+Read top to bottom: analysis transform g_a(x, q), hyper-analysis h_a(y, q), factorized
+entropy bottleneck for z, hyper-synthesis h_s(z) predicting Gaussian means and scales for y,
+and synthesis g_s(y, q0). The spatial quality map q enters the encoder only (through SFT
+layers) and is never transmitted; the decoder sees just the global quality q0, one byte.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN
+from torch import nn
+
+from .layers import SFT, QualityPyramid, conv, deconv
+
+SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
+
+
+def scale_table() -> torch.Tensor:
+    return torch.exp(torch.linspace(torch.log(torch.tensor(SCALE_MIN)), torch.log(torch.tensor(SCALE_MAX)), SCALE_LEVELS))
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """Round in the forward pass, identity gradient in the backward pass."""
+    return x + (torch.round(x) - x).detach()
+
+
+class GlobalModulation(nn.Module):
+    """Channel-wise affine from the scalar q0, starting as the identity (decoder side)."""
+
+    def __init__(self, channels: int, hidden: int = 64):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(1, hidden), nn.LeakyReLU(0.1, inplace=True))
+        self.gamma = nn.Linear(hidden, channels)
+        self.beta = nn.Linear(hidden, channels)
+        for layer in (self.gamma, self.beta):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
+        h = self.mlp(q0.view(-1, 1))
+        return x * (1 + self.gamma(h)[:, :, None, None]) + self.beta(h)[:, :, None, None]
+
+
+@dataclass
+class ForwardOutput:
+    x_hat: torch.Tensor
+    y_likelihoods: torch.Tensor
+    z_likelihoods: torch.Tensor
+
+
+class QualityMapHyperprior(nn.Module):
+    """Variable-rate mean-scale hyperprior with spatially adaptive rate (SFT encoder)."""
+
+    stride = 64  # total downsampling of y (16) times that of z (4)
+
+    def __init__(self, N: int = 128, M: int = 192, cond: int = 32):
+        super().__init__()
+        self.N, self.M = N, M
+        self.quality_pyramid = QualityPyramid(cond, levels=4)
+
+        self.g_a = nn.ModuleList([conv(3, N), conv(N, N), conv(N, N), conv(N, M)])
+        self.g_a_gdn = nn.ModuleList([GDN(N), GDN(N), GDN(N)])
+        self.g_a_sft = nn.ModuleList([SFT(N, cond), SFT(N, cond), SFT(N, cond)])
+
+        self.h_a = nn.ModuleList([conv(M, N, 3, 1), conv(N, N), conv(N, N)])
+        self.h_a_sft = SFT(N, cond)
+        self.act = nn.LeakyReLU(inplace=True)
+
+        self.h_s = nn.Sequential(
+            deconv(N, M), nn.LeakyReLU(inplace=True),
+            deconv(M, M * 3 // 2), nn.LeakyReLU(inplace=True),
+            conv(M * 3 // 2, M * 2, 3, 1),
+        )
+
+        self.g_s = nn.ModuleList([deconv(M, N), deconv(N, N), deconv(N, N), deconv(N, 3)])
+        self.g_s_igdn = nn.ModuleList([GDN(N, inverse=True) for _ in range(3)])
+        self.g_s_mod = nn.ModuleList([GlobalModulation(N) for _ in range(3)])
+
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.gaussian_conditional = GaussianConditional(None)
+
+    # -- transforms -------------------------------------------------------------------------
+    def analysis(self, x: torch.Tensor, quality_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """g_a and h_a: image and quality map to latents y and hyper-latents z."""
+        cond = self.quality_pyramid(quality_map)
+        h = x
+        for i in range(3):
+            h = self.g_a_sft[i](self.g_a_gdn[i](self.g_a[i](h)), cond[i])
+        y = self.g_a[3](h)
+        h = self.act(self.h_a_sft(self.h_a[0](y), cond[3]))
+        h = self.act(self.h_a[1](h))
+        z = self.h_a[2](h)
+        return y, z
+
+    def hyper_synthesis(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scales, means = self.h_s(z_hat).chunk(2, dim=1)
+        return scales, means
+
+    def synthesis(self, y_hat: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
+        h = y_hat
+        for i in range(3):
+            h = self.g_s_mod[i](self.g_s_igdn[i](self.g_s[i](h)), q0)
+        return self.g_s[3](h)
+
+    # -- training ---------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> ForwardOutput:
+        """Mixed quantization (Minnen & Singh 2020): noise for the rate, rounding for the decoder."""
+        y, z = self.analysis(x, quality_map)
+        _, z_likelihoods = self.entropy_bottleneck(z)
+        z_offset = self.entropy_bottleneck._get_medians()
+        z_hat = ste_round(z - z_offset) + z_offset
+        scales, means = self.hyper_synthesis(z_hat)
+        _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
+        y_hat = ste_round(y - means) + means
+        return ForwardOutput(self.synthesis(y_hat, q0), y_likelihoods, z_likelihoods)
+
+    def aux_loss(self) -> torch.Tensor:
+        return self.entropy_bottleneck.loss()
+
+    # -- coding -----------------------------------------------------------------------------
+    def update_entropy_tables(self) -> None:
+        """Build the CDF tables the range coder uses; call once after loading weights."""
+        self.entropy_bottleneck.update(force=True)
+        self.gaussian_conditional.update_scale_table(scale_table(), force=True)
+
+    @torch.inference_mode()
+    def compress(self, x: torch.Tensor, quality_map: torch.Tensor) -> tuple[list[bytes], float]:
+        """x: 1×3×H×W in [0, 1], H and W multiples of `stride`.
+
+        Returns the [y, z] streams and the estimated bits (-Σ log2 p of the coded symbols),
+        which the tests compare with the real stream sizes.
+        """
+        y, z = self.analysis(x, quality_map)
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        scales, means = self.hyper_synthesis(z_hat)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
+        y_hat = self.gaussian_conditional.quantize(y, "dequantize", means)
+        _, y_likelihoods = self.gaussian_conditional(y_hat, scales, means=means, training=False)
+        _, z_likelihoods = self.entropy_bottleneck(z_hat, training=False)
+        est_bits = float(-(y_likelihoods.log2().sum() + z_likelihoods.log2().sum()))
+        return [y_strings[0], z_strings[0]], est_bits
+
+    @torch.inference_mode()
+    def decompress(self, strings: list[bytes], padded_shape: tuple[int, int], q0: torch.Tensor) -> torch.Tensor:
+        """Inverse of `compress` for an image padded to `padded_shape`; q0 is the global quality in [0, 1]."""
+        y_string, z_string = strings
+        z_shape = (padded_shape[0] // self.stride, padded_shape[1] // self.stride)
+        z_hat = self.entropy_bottleneck.decompress([z_string], z_shape)
+        scales, means = self.hyper_synthesis(z_hat)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        y_hat = self.gaussian_conditional.decompress([y_string], indexes, means=means)
+        return self.synthesis(y_hat, q0).clamp_(0, 1)

@@ -1,0 +1,71 @@
+"""Building blocks shared by the model families."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv(in_ch: int, out_ch: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2)
+
+
+def deconv(in_ch: int, out_ch: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(
+        in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1
+    )
+
+
+class QualityPyramid(nn.Module):
+    """Turns a 1-channel quality map into condition features at strides 2, 4, 8, 16.
+
+    One shared, narrow network serves every SFT layer of the encoder, as in Song et al.
+    (ICCV 2021); it starts at stride 2 because quality maps are smooth, which keeps its cost
+    small next to the analysis transform.
+    """
+
+    def __init__(self, channels: int = 32, levels: int = 4):
+        super().__init__()
+        self.downs = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(1 if i == 0 else channels, channels, 3, stride=2, padding=1), nn.LeakyReLU(0.1, inplace=True))
+            for i in range(levels)
+        )
+
+    def forward(self, quality_map: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        x = quality_map
+        for down in self.downs:
+            x = down(x)
+            feats.append(x)
+        return feats
+
+
+class SFT(nn.Module):
+    """Spatial feature transform: x * (1 + gamma(c)) + beta(c), starting as the identity."""
+
+    def __init__(self, channels: int, cond_channels: int = 32):
+        super().__init__()
+        self.shared = nn.Sequential(nn.Conv2d(cond_channels, cond_channels, 1), nn.LeakyReLU(0.1, inplace=True))
+        self.gamma = nn.Conv2d(cond_channels, channels, 1)
+        self.beta = nn.Conv2d(cond_channels, channels, 1)
+        for layer in (self.gamma, self.beta):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        h = self.shared(cond)
+        return x * (1 + self.gamma(h)) + self.beta(h)
+
+
+def load_state_resizing_buffers(model: nn.Module, state: dict[str, torch.Tensor], strict: bool = True) -> None:
+    """load_state_dict that first gives entropy-coder table buffers the shapes in `state`.
+
+    CompressAI's CDF tables start empty and are sized when built, so a saved model holds
+    tables a fresh one has no room for.
+    """
+    buffers = dict(model.named_buffers())
+    for name, value in state.items():
+        if name in buffers and buffers[name].shape != value.shape:
+            module_name, _, attr = name.rpartition(".")
+            module = model.get_submodule(module_name) if module_name else model
+            module.register_buffer(attr, torch.empty_like(value), persistent=True)
+    model.load_state_dict(state, strict=strict)
