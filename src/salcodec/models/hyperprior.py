@@ -147,12 +147,16 @@ class QualityMapHyperprior(nn.Module):
         return [y_strings[0], z_strings[0]], est_bits
 
     @torch.inference_mode()
-    def decompress(self, strings: list[bytes], padded_shape: tuple[int, int], q0: torch.Tensor) -> torch.Tensor:
-        """Inverse of `compress` for an image padded to `padded_shape`; q0 is the global quality in [0, 1]."""
+    def decode_latents(self, strings: list[bytes], padded_shape: tuple[int, int]) -> torch.Tensor:
+        """Entropy-decode the quantized latents y_hat of an image padded to `padded_shape`."""
         y_string, z_string = strings
         z_shape = (padded_shape[0] // self.stride, padded_shape[1] // self.stride)
         z_hat = self.entropy_bottleneck.decompress([z_string], z_shape)
         scales, means = self.hyper_synthesis(z_hat)
         indexes = self.gaussian_conditional.build_indexes(scales)
-        y_hat = self.gaussian_conditional.decompress([y_string], indexes, means=means)
-        return self.synthesis(y_hat, q0).clamp_(0, 1)
+        return self.gaussian_conditional.decompress([y_string], indexes, means=means)
+
+    @torch.inference_mode()
+    def decompress(self, strings: list[bytes], padded_shape: tuple[int, int], q0: torch.Tensor) -> torch.Tensor:
+        """Inverse of `compress`; q0 is the global quality in [0, 1] from the file header."""
+        return self.synthesis(self.decode_latents(strings, padded_shape), q0).clamp_(0, 1)

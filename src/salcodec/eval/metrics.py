@@ -1,0 +1,95 @@
+"""Image quality and rate-distortion metrics, with the definitions of ../shared/DESIGN.md."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+ROI_FRACTION = 0.2  # ROI: the top 20 % most salient pixels of the reference map
+
+
+def _sq_err(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel squared error summed over RGB, in 8-bit units."""
+    return ((a.astype(np.float64) - b.astype(np.float64)) ** 2).sum(axis=-1)
+
+
+def _psnr_from_mse(mse: float) -> float:
+    return float("inf") if mse <= 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR-RGB of two uint8 H×W×3 images (MSE over all pixels and channels)."""
+    return _psnr_from_mse(float(_sq_err(a, b).mean() / 3))
+
+
+def region_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR of a region: its summed squared error over its pixel count (× 3 channels)."""
+    count = int(mask.sum())
+    if count == 0:
+        return float("nan")
+    return _psnr_from_mse(float(_sq_err(a, b)[mask].sum() / (3 * count)))
+
+
+def roi_mask(reference: np.ndarray, fraction: float = ROI_FRACTION) -> np.ndarray:
+    """The pixels whose reference saliency is in the top `fraction` of the image."""
+    threshold = np.quantile(reference, 1 - fraction)
+    mask = reference >= threshold
+    if mask.all():  # a flat map has no ROI: take none rather than everything
+        return np.zeros_like(mask)
+    return mask
+
+
+def weighted_psnr(a: np.ndarray, b: np.ndarray, saliency: np.ndarray) -> float:
+    """PSNR of the MSE weighted by s / mean(s)."""
+    s = saliency.astype(np.float64)
+    w = s / s.mean() if s.mean() > 0 else np.ones_like(s)
+    return _psnr_from_mse(float((w * _sq_err(a, b)).mean() / 3))
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """MS-SSIM (pytorch-msssim) on 8-bit RGB; images smaller than 161 px use single-scale SSIM."""
+    from pytorch_msssim import ms_ssim as _ms_ssim, ssim as _ssim
+    ta = torch.from_numpy(a).permute(2, 0, 1)[None].double()
+    tb = torch.from_numpy(b).permute(2, 0, 1)[None].double()
+    if min(a.shape[:2]) > 160:
+        return float(_ms_ssim(ta, tb, data_range=255))
+    return float(_ssim(ta, tb, data_range=255))
+
+
+def bd_rate(rate_a: list[float], quality_a: list[float], rate_b: list[float], quality_b: list[float]) -> float:
+    """Bjøntegaard delta rate of curve B against anchor A, in percent (negative: B needs fewer bits).
+
+    A cubic fit of log(rate) against quality for each curve, integrated over the overlapping
+    quality range.
+    """
+    qa, qb = np.asarray(quality_a, float), np.asarray(quality_b, float)
+    la, lb = np.log(np.asarray(rate_a, float)), np.log(np.asarray(rate_b, float))
+    if len(qa) < 4 or len(qb) < 4:
+        raise ValueError("BD-rate needs at least 4 points per curve")
+    lo, hi = max(qa.min(), qb.min()), min(qa.max(), qb.max())
+    if hi <= lo:
+        return float("nan")
+    pa, pb = np.polyint(np.polyfit(qa, la, 3)), np.polyint(np.polyfit(qb, lb, 3))
+    avg_a = (np.polyval(pa, hi) - np.polyval(pa, lo)) / (hi - lo)
+    avg_b = (np.polyval(pb, hi) - np.polyval(pb, lo)) / (hi - lo)
+    return float((math.exp(avg_b - avg_a) - 1) * 100)
+
+
+def quality_at_rate(rates: list[float], qualities: list[float], target: float) -> float | None:
+    """One image's quality at `target` bpp, linear in log(bpp) between the nearest settings; None outside."""
+    r = np.asarray(rates, float)
+    q = np.asarray(qualities, float)
+    order = np.argsort(r)
+    r, q = r[order], q[order]
+    if target < r[0] or target > r[-1]:
+        return None
+    return float(np.interp(math.log(target), np.log(r), q))
+
+
+def mean_quality_at_rate(curves: list[tuple[list[float], list[float]]], target: float) -> float | None:
+    """Average over images of quality_at_rate; None unless every image's curve covers the target."""
+    values = [quality_at_rate(r, q, target) for r, q in curves]
+    if any(v is None for v in values):
+        return None
+    return float(np.mean(values))

@@ -1,0 +1,37 @@
+"""Shared fixtures: a tiny random model registered under the id 'tiny' for fast logic tests."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+KODAK = DATA / "kodak"
+TINY = "tiny"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from salcodec.models.registry import MODEL_PATH_ENV, build_model, export_weights
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    model = build_model("quality-map-hyperprior", N=16, M=24)
+    export_weights(model.eval(), "quality-map-hyperprior", {"N": 16, "M": 24}, folder / f"{TINY}.pt")
+    os.environ[MODEL_PATH_ENV] = str(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def kodak_crop() -> np.ndarray:
+    """A 192×256 crop of kodim23: real photo content, small enough for quick end-to-end tests."""
+    return np.asarray(Image.open(KODAK / "kodim23.png").convert("RGB"))[160:352, 256:512].copy()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

@@ -1,0 +1,85 @@
+"""Image <-> bytes with the tiny model: entropy-coding round trip, odd sizes, refusals, rate honesty."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from salcodec.codec import bitstream, codec
+from salcodec.codec.quality import quality_map
+from salcodec.errors import SalcodecError
+from salcodec.models.registry import load_model
+from tests.conftest import TINY
+
+
+def test_entropy_decoded_latents_equal_encoder_latents(rng):
+    model, _ = load_model(TINY)
+    x = torch.from_numpy(rng.random((1, 3, 128, 192), dtype=np.float32))
+    q = torch.full((1, 1, 128, 192), 0.7)
+    streams, _ = model.compress(x, q)
+    with torch.inference_mode():
+        y, z = model.analysis(x, q)
+        z_hat = model.entropy_bottleneck.quantize(z, "dequantize", model.entropy_bottleneck._get_medians())
+        _, means = model.hyper_synthesis(z_hat)
+        expected = torch.round(y - means) + means
+    decoded = model.decode_latents(streams, (128, 192))
+    assert torch.equal(decoded, expected)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (17, 33), (2000, 3), (64, 64)])
+def test_odd_sizes_round_trip(shape, rng):
+    image = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+    enc = codec.encode(image, 50, model_name=TINY)
+    out = codec.decode(enc.data)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    head = bitstream.unpack(enc.data).header
+    assert (head.height, head.width) == shape
+
+
+def test_decoding_is_deterministic(kodak_crop):
+    data = codec.encode(kodak_crop, 40, model_name=TINY).data
+    assert np.array_equal(codec.decode(data), codec.decode(data))
+
+
+def test_saliency_changes_the_stream_but_never_the_header_size(kodak_crop):
+    sal = np.zeros(kodak_crop.shape[:2], np.float32)
+    sal[50:120, 80:200] = 1
+    plain = codec.encode(kodak_crop, 50, model_name=TINY)
+    salient = codec.encode(kodak_crop, 50, sal, 0.5, model_name=TINY)
+    assert bitstream.unpack(salient.data).header.flags == bitstream.FLAG_SPATIAL_QUALITY
+    assert bitstream.unpack(plain.data).header.flags == 0
+    assert codec.decode(salient.data).shape == kodak_crop.shape
+
+
+def test_unknown_model_and_digest_mismatch_are_refused(kodak_crop):
+    data = codec.encode(kodak_crop, 50, model_name=TINY).data
+    container = bitstream.unpack(data)
+    container.header.model_id = "no-such-model"
+    with pytest.raises(SalcodecError, match="unknown model 'no-such-model'"):
+        codec.decode(bitstream.pack(container))
+    container.header.model_id = TINY
+    container.header.digest = b"\x00" * 8
+    with pytest.raises(SalcodecError, match="different weights"):
+        codec.decode(bitstream.pack(container))
+
+
+def test_wrong_stream_count_is_refused(kodak_crop):
+    container = bitstream.unpack(codec.encode(kodak_crop, 50, model_name=TINY).data)
+    container.streams = container.streams[:1]
+    with pytest.raises(SalcodecError, match="expected 2 streams"):
+        codec.decode(bitstream.pack(container))
+
+
+def test_estimated_rate_matches_stream_size(kodak_crop):
+    enc = codec.encode(kodak_crop, 80, model_name=TINY)
+    stream_bits = 8 * sum(len(s) for s in bitstream.unpack(enc.data).streams)
+    # each rANS stream ends with a flushed 32-bit state and byte padding: allow 16 bytes a stream
+    assert abs(stream_bits - enc.estimated_bits) <= 0.02 * enc.estimated_bits + 2 * 16 * 8
+
+
+def test_quality_map_formula():
+    s = np.array([[0.0, 1.0], [0.5, 0.5]], np.float32)
+    q = quality_map((2, 2), 0.5, s, strength=0.4)
+    np.testing.assert_allclose(q, 0.5 + 0.4 * (s - s.mean()), atol=1e-6)
+    assert np.all(quality_map((2, 2), 0.3) == np.float32(0.3))
+    assert quality_map((2, 2), 0.99, s, strength=1.0).max() == 1.0
