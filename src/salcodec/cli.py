@@ -84,13 +84,25 @@ def cmd_decompress(args: argparse.Namespace) -> None:
     from .codec import codec
     from .codec.image_io import encode_png
     outputs = _outputs(args.inputs, args.output, args.out_dir, ".png", strip_suffix=False)
+    if args.reference and len(args.inputs) > 1:
+        raise SalcodecError("--reference needs a single input")
     to_stderr = "-" in outputs
     for src, dst in zip(args.inputs, outputs):
         if dst != "-" and Path(dst).exists() and not args.force:
             raise SalcodecError(f"{dst} exists (use --force to overwrite)")
-        pixels = codec.decode(_read_input(src))
+        data = _read_input(src)
+        pixels = codec.decode(data)
         _write_output(dst, encode_png(pixels), args.force, args.inputs)
-        _log(f"{src} -> {dst}: {pixels.shape[1]}x{pixels.shape[0]}", to_stderr)
+        h, w = pixels.shape[:2]
+        msg = f"{src} -> {dst}: {w}x{h}, {8 * len(data) / (h * w):.4f} bpp"
+        if args.reference:
+            from .codec.image_io import load_image
+            from .eval.metrics import psnr
+            original = load_image(args.reference)
+            if original.shape != pixels.shape:
+                raise SalcodecError(f"--reference is {original.shape[1]}x{original.shape[0]}, the decoded image {w}x{h}")
+            msg += f", PSNR {psnr(original, pixels):.2f} dB against {args.reference}"
+        _log(msg, to_stderr)
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -137,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=".sgc file(s), or - for stdin")
     p.add_argument("-o", "--output", help="output PNG (- for stdout); default INPUT + .png")
     p.add_argument("--out-dir", help="output folder (required for several inputs)")
+    p.add_argument("--reference", metavar="IMAGE", help="original image: also print the PSNR-RGB against it")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_decompress)
 

@@ -124,7 +124,7 @@ class QualityMapHyperprior(nn.Module):
     # -- coding -----------------------------------------------------------------------------
     def update_entropy_tables(self) -> None:
         """Build the CDF tables the range coder uses; call once after loading weights."""
-        self.entropy_bottleneck.update(force=True)
+        self.entropy_bottleneck.update(force=True, update_quantiles=True)
         self.gaussian_conditional.update_scale_table(scale_table(), force=True)
 
     @torch.inference_mode()
