@@ -7,7 +7,8 @@ import numpy as np
 from PIL import Image
 
 from .codec import codec
-from .codec.image_io import load_image, load_saliency_map
+from .codec.image_io import load_image
+from .saliency.io import load_saliency_map
 from .errors import SalcodecError
 from .models import registry
 

@@ -123,6 +123,35 @@ def cmd_info(args: argparse.Namespace) -> None:
             print(f"{key:15s} {value:.4f}" if isinstance(value, float) else f"{key:15s} {value}")
 
 
+def cmd_saliency(args: argparse.Namespace) -> None:
+    from . import saliency
+    from .codec.image_io import atomic_write, load_image
+    from .saliency.io import encode_map_png
+    out_dir = Path(args.out_dir)
+    if not out_dir.is_dir():
+        raise SalcodecError(f"output folder does not exist: {out_dir}")
+    for src in args.inputs:
+        dst = out_dir / f"{Path(src).stem}.png"
+        if Path(src).resolve() == dst.resolve():
+            raise SalcodecError(f"refusing to overwrite the input {src}")
+        image = load_image(src)
+        atomic_write(dst, encode_map_png(saliency.predict(image, args.method), image, args.format), args.force)
+        print(f"{src} -> {dst} ({args.method}, {args.format})")
+
+
+def cmd_saliency_eval(args: argparse.Namespace) -> None:
+    from .saliency import METHODS
+    from .saliency.evaluate import evaluate, format_table
+    methods = args.methods.split(",") if args.methods else list(METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SalcodecError(f"unknown saliency method(s): {', '.join(unknown)} (choose from {', '.join(METHODS)})")
+    results = evaluate(Path(args.data), methods, args.split, Path(args.splits) if args.splits else None, args.max_side)
+    print(format_table(results, f"{args.data} (split {args.split}, scored at <= {args.max_side} px)"))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from .train.loop import train
     train(Path(args.config), Path(args.init) if args.init else None, args.max_steps)
@@ -157,6 +186,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help=".sgc file, or - for stdin")
     p.add_argument("--json", action="store_true", help="print JSON (the bpp field is the real bits per pixel)")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("saliency", help="predict saliency maps and store them as PNGs")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE")
+    p.add_argument("--out-dir", required=True, help="one <stem>.png per image goes here")
+    p.add_argument("--method", default="auto", help="auto or a predictor name (see saliency-eval)")
+    p.add_argument("--format", choices=["gray", "alpha"], default="gray",
+                   help="gray: 8-bit map; alpha: RGBA PNG, the image with the map as alpha channel")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=cmd_saliency)
+
+    p = sub.add_parser("saliency-eval", help="score saliency predictors against human fixations")
+    p.add_argument("--data", required=True, help="folder with images/, maps/ and fixations/ (OSIE layout)")
+    p.add_argument("--methods", help="comma-separated predictor names (default: all)")
+    p.add_argument("--split", default="val", choices=["val", "train", "all"], help="ids from splits.json (default val)")
+    p.add_argument("--splits", help="splits.json (default: DATA/../splits.json)")
+    p.add_argument("--max-side", type=int, default=400, help="score maps at most this many pixels on the long side")
+    p.add_argument("--json", help="also write the scores to this JSON file")
+    p.set_defaults(func=cmd_saliency_eval)
 
     p = sub.add_parser("train", help="train a codec from a YAML config (resumes from its out_dir)")
     p.add_argument("--config", required=True, help="configs/<name>.yaml")

@@ -14,7 +14,7 @@ MAX_INPUT_PIXELS = 200_000_000
 Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
 
 
-def _open(path: Path) -> Image.Image:
+def open_image(path: Path) -> Image.Image:
     try:
         img = Image.open(path)
         img.load()
@@ -68,32 +68,7 @@ def load_image(source, notes: list[str] | None = None) -> np.ndarray:
         return np.ascontiguousarray(arr[:, :, :3])
     if isinstance(source, Image.Image):
         return to_rgb_array(source, notes)
-    return to_rgb_array(_open(Path(source)), notes)
-
-
-def load_saliency_map(source, shape: tuple[int, int]) -> np.ndarray:
-    """A saliency map from a gray PNG, the alpha channel of an RGBA PNG, or an array; resized to `shape`."""
-    if isinstance(source, np.ndarray):
-        arr = source.astype(np.float32)
-        if arr.ndim != 2:
-            raise SalcodecError(f"saliency array must be H×W (got shape {source.shape})")
-        if not np.isfinite(arr).all():
-            raise SalcodecError("saliency array contains NaN or infinity")
-        arr = np.clip(arr, 0, 1)
-    else:
-        img = _open(Path(source))
-        if img.mode in ("RGBA", "LA"):
-            img = img.getchannel("A")
-        elif img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            raw = np.asarray(img).astype(np.float32)
-            img = Image.fromarray(raw / max(float(raw.max()), 1.0), mode="F")
-        else:
-            img = img.convert("L")
-        arr = np.asarray(img, dtype=np.float32)
-        arr = arr / 255.0 if img.mode == "L" else arr
-    if arr.shape != shape:
-        arr = np.asarray(Image.fromarray(arr.astype(np.float32), mode="F").resize((shape[1], shape[0]), Image.BILINEAR))
-    return np.clip(arr, 0, 1).astype(np.float32)
+    return to_rgb_array(open_image(Path(source)), notes)
 
 
 def atomic_write(path: Path, data: bytes, force: bool = False) -> None:
