@@ -83,3 +83,10 @@ def test_quality_map_formula():
     np.testing.assert_allclose(q, 0.5 + 0.4 * (s - s.mean()), atol=1e-6)
     assert np.all(quality_map((2, 2), 0.3) == np.float32(0.3))
     assert quality_map((2, 2), 0.99, s, strength=1.0).max() == 1.0
+
+
+def test_scale_indexes_match_compressai(rng):
+    model, _ = load_model(TINY)
+    scales = torch.from_numpy(rng.random((1, 24, 8, 8), dtype=np.float32) * 300)
+    scales[0, 0, 0, :4] = torch.tensor([0.0, 0.11, 256.0, 1e6])
+    assert torch.equal(model.scale_indexes(scales), model.gaussian_conditional.build_indexes(scales))

@@ -152,6 +152,32 @@ def cmd_saliency_eval(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
 
+def cmd_eval(args: argparse.Namespace) -> None:
+    import shlex
+
+    from .eval import report
+    from .eval.run import (DEFAULT_QUALITIES, evaluate, format_summary, parse_entries, summarise, write_csv)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    models = [m for m in args.models.split(",") if m] if args.models else []
+    codecs = [c for c in args.codecs.split(",") if c] if args.codecs else []
+    entries = parse_entries(models, codecs, args.saliency)
+    if not entries:
+        raise SalcodecError("nothing to evaluate: give --models and/or --codecs")
+    rows, decoded = evaluate(Path(args.data), entries, args.reference, args.strength, args.qualities or DEFAULT_QUALITIES,
+                             args.split, args.images, args.crops)
+    anchor = args.anchor or entries[-1].label
+    summary = summarise(rows, anchor)
+    command = "salcodec " + " ".join(shlex.quote(a) for a in args.argv)
+    write_csv(rows, out_dir / "per_image.csv")
+    (out_dir / "summary.json").write_text(json.dumps({"command": command} | summary, indent=1))
+    plots = report.plot_curves(summary, out_dir)
+    figures = report.crop_grid(decoded, args.crop_bpp, out_dir)
+    page = report.write_html(summary, plots, figures, command, out_dir, args.crop_bpp)
+    print(format_summary(summary))
+    print(f"\nwrote {out_dir / 'per_image.csv'}, {out_dir / 'summary.json'}, {len(plots)} plots and {page}")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from .train.loop import train
     train(Path(args.config), Path(args.init) if args.init else None, args.max_steps)
@@ -205,6 +231,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the scores to this JSON file")
     p.set_defaults(func=cmd_saliency_eval)
 
+    p = sub.add_parser("eval", help="rate-distortion of models and classic codecs, with plots and an HTML report")
+    p.add_argument("--models", help="comma-separated model ids; MODEL:SALIENCY overrides --saliency for one curve")
+    p.add_argument("--codecs", help="comma-separated classic codecs: jpeg,webp,avif,jxl")
+    p.add_argument("--data", required=True, help="folder of images, or a saliency set (images/, maps/)")
+    p.add_argument("--saliency", default="none", help="what the encoder gets: none, auto, human or a predictor")
+    p.add_argument("--reference", default="auto", help="map defining ROI and weighted metrics: human or a predictor (auto)")
+    p.add_argument("--strength", type=float, default=0.5, help="saliency strength for salcodec curves")
+    p.add_argument("--qualities", type=float, nargs="+", help="salcodec quality settings (default 0 15 ... 100)")
+    p.add_argument("--anchor", help="curve label the BD-rates are measured against (default: the last one)")
+    p.add_argument("--split", default="all", choices=["all", "val", "train"], help="ids from splits.json of a saliency set")
+    p.add_argument("--images", type=int, help="use only the first N images")
+    p.add_argument("--crops", type=int, default=3, help="images shown as crops in the HTML report")
+    p.add_argument("--crop-bpp", type=float, default=0.3, help="rate at which the crops are matched")
+    p.add_argument("--out-dir", required=True, help="where per_image.csv, summary.json, plots and report.html go")
+    p.set_defaults(func=cmd_eval)
+
     p = sub.add_parser("train", help="train a codec from a YAML config (resumes from its out_dir)")
     p.add_argument("--config", required=True, help="configs/<name>.yaml")
     p.add_argument("--init", help="warm-start from a weights-only file (fresh optimizer)")
@@ -214,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         args.func(args)
     except SalcodecError as exc:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -50,8 +51,8 @@ def weighted_psnr(a: np.ndarray, b: np.ndarray, saliency: np.ndarray) -> float:
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     """MS-SSIM (pytorch-msssim) on 8-bit RGB; images smaller than 161 px use single-scale SSIM."""
     from pytorch_msssim import ms_ssim as _ms_ssim, ssim as _ssim
-    ta = torch.from_numpy(a).permute(2, 0, 1)[None].double()
-    tb = torch.from_numpy(b).permute(2, 0, 1)[None].double()
+    ta = torch.from_numpy(np.array(a, dtype=np.float32)).permute(2, 0, 1)[None]
+    tb = torch.from_numpy(np.array(b, dtype=np.float32)).permute(2, 0, 1)[None]
     if min(a.shape[:2]) > 160:
         return float(_ms_ssim(ta, tb, data_range=255))
     return float(_ssim(ta, tb, data_range=255))
@@ -68,9 +69,14 @@ def bd_rate(rate_a: list[float], quality_a: list[float], rate_b: list[float], qu
     if len(qa) < 4 or len(qb) < 4:
         raise ValueError("BD-rate needs at least 4 points per curve")
     lo, hi = max(qa.min(), qb.min()), min(qa.max(), qb.max())
-    if hi <= lo:
+    if hi <= lo or not np.all(np.isfinite(np.concatenate([qa, qb, la, lb]))):
+        return float("nan")  # no overlap, or a degenerate curve
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", np.RankWarning)
+            pa, pb = np.polyint(np.polyfit(qa, la, 3)), np.polyint(np.polyfit(qb, lb, 3))
+    except np.linalg.LinAlgError:
         return float("nan")
-    pa, pb = np.polyint(np.polyfit(qa, la, 3)), np.polyint(np.polyfit(qb, lb, 3))
     avg_a = (np.polyval(pa, hi) - np.polyval(pa, lo)) / (hi - lo)
     avg_b = (np.polyval(pb, hi) - np.polyval(pb, lo)) / (hi - lo)
     return float((math.exp(avg_b - avg_a) - 1) * 100)

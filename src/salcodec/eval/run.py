@@ -1,0 +1,165 @@
+"""`salcodec eval`: rate-distortion of salcodec models and classic codecs on a folder of images.
+
+Every point is a real file (a `.sgc` container or a JPEG/WebP/AVIF/JPEG XL file) and its size
+is the rate. `--saliency` is what salcodec's encoder is given; `--reference` is the map that
+defines the ROI and the saliency-weighted metrics. Both may be `human` only where the data
+folder has fixation density maps (`maps/`).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import SalcodecError
+from . import baselines
+from .metrics import bd_rate, mean_quality_at_rate, ms_ssim, psnr, region_psnr, roi_mask, weighted_psnr
+
+METRIC_NAMES = ["psnr", "ms_ssim", "weighted_psnr", "roi_psnr", "non_roi_psnr"]
+DEFAULT_QUALITIES = [0, 15, 30, 45, 60, 75, 90, 100]
+RATES = (0.25, 0.5, 1.0)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class Entry:
+    """One curve: a classic codec, or a salcodec model with the saliency its encoder gets."""
+    label: str
+    kind: str  # "classic" or "salcodec"
+    model: str = ""
+    saliency: str = "none"
+
+
+def parse_entries(models: list[str], codecs: list[str], default_saliency: str) -> list[Entry]:
+    entries = []
+    for spec in models:
+        model, _, sal = spec.partition(":")
+        sal = sal or default_saliency
+        entries.append(Entry(f"{model}:{sal}", "salcodec", model, sal))
+    for name in codecs:
+        if name not in baselines.CODECS:
+            raise SalcodecError(f"unknown codec '{name}' (choose from {', '.join(baselines.CODECS)})")
+        entries.append(Entry(name, "classic"))
+    return entries
+
+
+def list_images(data: Path, split: str) -> list[Path]:
+    folder = data / "images" if (data / "images").is_dir() else data
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if split != "all":
+        splits_file = data.parent / "splits.json"
+        try:
+            ids = set(json.loads(splits_file.read_text())[data.name][split])
+        except (OSError, KeyError, ValueError):
+            raise SalcodecError(f"no '{split}' split for {data.name} in {splits_file} (use --split all)") from None
+        paths = [p for p in paths if p.stem in ids]
+    if not paths:
+        raise SalcodecError(f"no images found in {folder}")
+    return paths
+
+
+def saliency_for(kind: str, data: Path, path: Path, image: np.ndarray) -> np.ndarray | None:
+    """A map by its name: none, human (the data set's density map), auto or a predictor."""
+    from ..saliency import predict
+    from ..saliency.io import load_saliency_map
+    if kind == "none":
+        return None
+    if kind == "human":
+        map_path = data / "maps" / f"{path.stem}.png"
+        if not map_path.is_file():
+            raise SalcodecError(f"no human map for {path.name} (expected {map_path})")
+        return load_saliency_map(map_path, image.shape[:2])
+    return predict(image, kind)
+
+
+def measure(original: np.ndarray, decoded: np.ndarray, reference: np.ndarray, roi: np.ndarray) -> dict[str, float]:
+    return {"psnr": psnr(original, decoded), "ms_ssim": ms_ssim(original, decoded),
+            "weighted_psnr": weighted_psnr(original, decoded, reference),
+            "roi_psnr": region_psnr(original, decoded, roi), "non_roi_psnr": region_psnr(original, decoded, ~roi)}
+
+
+def evaluate(data: Path, entries: list[Entry], reference_kind: str, strength: float, qualities: list[float],
+             split: str = "all", limit: int | None = None, keep_decoded: int = 0) -> tuple[list[dict], dict]:
+    """Per-image rows for every entry and setting; also the decoded images of the first `keep_decoded` images."""
+    from tqdm import tqdm
+
+    from ..codec import codec
+    rows, decoded_store = [], {}
+    paths = list_images(data, split)[:limit]
+    for index, path in enumerate(tqdm(paths, desc=f"eval {data.name}", file=sys.stderr)):
+        image = np.asarray(Image.open(path).convert("RGB"))
+        reference = saliency_for(reference_kind, data, path, image)
+        if reference is None:
+            raise SalcodecError("--reference must name a map (human or a predictor), not none")
+        roi = roi_mask(reference)
+        encoder_maps: dict[str, np.ndarray | None] = {}
+        for entry in entries:
+            settings = qualities if entry.kind == "salcodec" else baselines.LADDERS[entry.label]
+            for setting in settings:
+                if entry.kind == "salcodec":
+                    if entry.saliency not in encoder_maps:
+                        encoder_maps[entry.saliency] = reference if entry.saliency == reference_kind else \
+                            saliency_for(entry.saliency, data, path, image)
+                    enc = codec.encode(image, setting, encoder_maps[entry.saliency], strength, entry.model)
+                    data_bytes, decoded, est = enc.data, codec.decode(enc.data), enc.estimated_bpp
+                else:
+                    data_bytes, decoded = baselines.run_codec(entry.label, image, int(setting))
+                    est = float("nan")
+                bpp = 8 * len(data_bytes) / (image.shape[0] * image.shape[1])
+                rows.append({"image": path.name, "codec": entry.label, "setting": setting, "bpp": bpp,
+                             "estimated_bpp": est} | measure(image, decoded, reference, roi))
+                if index < keep_decoded:
+                    decoded_store[(path.name, entry.label, setting)] = (bpp, decoded)
+        if index < keep_decoded:
+            decoded_store[(path.name, "original", 0)] = (0.0, image)
+            decoded_store[(path.name, "reference", 0)] = (0.0, reference)
+    return rows, decoded_store
+
+
+def summarise(rows: list[dict], anchor: str) -> dict:
+    """Curves averaged over images per setting, BD-rates against the anchor, quality at fixed rates."""
+    curves: dict[str, dict] = {}
+    for label in dict.fromkeys(r["codec"] for r in rows):
+        mine = [r for r in rows if r["codec"] == label]
+        settings = list(dict.fromkeys(r["setting"] for r in mine))
+        images = list(dict.fromkeys(r["image"] for r in mine))
+        curve = {"settings": settings, "bpp": [], **{m: [] for m in METRIC_NAMES}, "at_rate": {}}
+        for s in settings:
+            at = [r for r in mine if r["setting"] == s]
+            curve["bpp"].append(float(np.mean([r["bpp"] for r in at])))
+            for m in METRIC_NAMES:
+                curve[m].append(float(np.nanmean([r[m] for r in at])))
+        for m in METRIC_NAMES:
+            per_image = [([r["bpp"] for r in mine if r["image"] == i], [r[m] for r in mine if r["image"] == i]) for i in images]
+            curve["at_rate"][m] = {str(rate): mean_quality_at_rate(per_image, rate) for rate in RATES}
+        curves[label] = curve
+    if anchor not in curves:
+        raise SalcodecError(f"anchor '{anchor}' is not among the evaluated curves ({', '.join(curves)})")
+    bd = {label: {m: bd_rate(curves[anchor]["bpp"], curves[anchor][m], c["bpp"], c[m]) for m in METRIC_NAMES}
+          for label, c in curves.items()}
+    return {"anchor": anchor, "curves": curves, "bd_rate": bd}
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"BD-rate (%) against {summary['anchor']} (negative: fewer bits for the same quality)",
+             "| codec | " + " | ".join(METRIC_NAMES) + " |", "|---" * (len(METRIC_NAMES) + 1) + "|"]
+    for label, row in summary["bd_rate"].items():
+        lines.append(f"| {label} | " + " | ".join(f"{row[m]:+.1f}" for m in METRIC_NAMES) + " |")
+    lines += ["", "PSNR-RGB (dB) at equal real bpp", "| codec | " + " | ".join(f"{r} bpp" for r in RATES) + " |",
+              "|---" * (len(RATES) + 1) + "|"]
+    for label, c in summary["curves"].items():
+        vals = [c["at_rate"]["psnr"][str(r)] for r in RATES]
+        lines.append(f"| {label} | " + " | ".join("n/a" if v is None else f"{v:.2f}" for v in vals) + " |")
+    return "\n".join(lines)
