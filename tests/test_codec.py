@@ -90,3 +90,28 @@ def test_scale_indexes_match_compressai(rng):
     scales = torch.from_numpy(rng.random((1, 24, 8, 8), dtype=np.float32) * 300)
     scales[0, 0, 0, :4] = torch.tensor([0.0, 0.11, 256.0, 1e6])
     assert torch.equal(model.scale_indexes(scales), model.gaussian_conditional.build_indexes(scales))
+
+
+def test_tiled_transforms_equal_untiled(rng):
+    from salcodec.models.tiling import tiled
+    model, _ = load_model(TINY)
+    x = torch.from_numpy(rng.random((1, 3, 384, 640), dtype=np.float32))
+    q = torch.from_numpy(rng.random((1, 1, 384, 640), dtype=np.float32))
+    with torch.inference_mode():
+        y, cond = model.analysis_transform(x, q)
+        y_t, cond_t = tiled(lambda t: model.analysis_transform(t[:, :3], t[:, 3:]), torch.cat([x, q], 1), 256,
+                            model.ANALYSIS_HALO, 1 / 16)
+        x_hat = model.synthesis(torch.round(y), torch.tensor([0.5]))
+        (x_hat_t,) = tiled(lambda t: (model.synthesis(t, torch.tensor([0.5])),), torch.round(y), 16,
+                           model.SYNTHESIS_HALO // 16, 16)
+    assert torch.allclose(y, y_t, atol=1e-5) and torch.allclose(cond, cond_t, atol=1e-5)
+    assert torch.allclose(x_hat, x_hat_t, atol=1e-5)
+
+
+def test_big_images_are_tiled_and_round_trip(monkeypatch, rng):
+    monkeypatch.setattr(codec, "TILE_ABOVE_PIXELS", 256 * 256)
+    monkeypatch.setattr(codec, "TILE_SIDE", 256)
+    image = rng.integers(0, 256, (300, 520, 3), dtype=np.uint8)
+    data = codec.encode(image, 50, model_name=TINY).data
+    assert bitstream.unpack(data).header.tile == 256
+    assert codec.decode(data).shape == image.shape

@@ -10,7 +10,7 @@ Layout (all integers big-endian; full description in docs/bitstream.md):
     width       4
     q0          1  global quality byte, round(255 · mean q); the spatial map is never sent
     flags       1  bit 0: the encoder's quality map was spatially varying (saliency on)
-    tile        2  tile side in pixels (0: the image is one tile)
+    tile        2  tile side in pixels of the tiled transforms (0: untiled); a multiple of 64 in 256-8192
     streams     2  number of entropy-coded streams
     lengths     4 × streams
     payload     Σ lengths
@@ -33,6 +33,7 @@ FLAG_SPATIAL_QUALITY = 1
 MAX_MODEL_ID = 64
 
 DEFAULT_MAX_PIXELS = 200_000_000
+TILE_MULTIPLE, MIN_TILE, MAX_TILE = 64, 256, 8192
 DEFAULT_MAX_STREAM_BYTES = 1 << 30
 
 _FIXED = struct.Struct(">IIBBHH")  # height, width, q0, flags, tile, streams
@@ -103,6 +104,8 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_stream_bytes: 
         raise SalcodecError(f"image size {width}x{height} exceeds the limit of {max_pixels} pixels")
     if flags & ~FLAG_SPATIAL_QUALITY:
         raise SalcodecError("corrupt header (unknown flags)")
+    if tile and (tile % TILE_MULTIPLE or not MIN_TILE <= tile <= MAX_TILE):
+        raise SalcodecError(f"corrupt header (tile side {tile})")
     if n_streams == 0 or pos + 4 * n_streams > len(body):
         raise SalcodecError("corrupt header (stream table)")
     lengths = struct.unpack_from(f">{n_streams}I", body, pos)

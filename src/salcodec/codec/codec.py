@@ -13,6 +13,12 @@ from . import bitstream
 from .quality import q0_byte, quality_map, quality_to_q0
 
 
+# Images above this many (padded) pixels are transformed in tiles, which bounds memory; the
+# tile side is written in the container so that the decoder tiles the same way.
+TILE_ABOVE_PIXELS = 1536 * 1536
+TILE_SIDE = 768
+
+
 @dataclass
 class Encoded:
     data: bytes
@@ -56,9 +62,10 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
     q = quality_map((h, w), quality_to_q0(quality), saliency, strength)
     x = _pad(_to_tensor(image), model.stride)
     qt = _pad(torch.from_numpy(q)[None, None], model.stride)
-    streams, est_bits = model.compress(x, qt)
+    tile = TILE_SIDE if x.shape[-2] * x.shape[-1] > TILE_ABOVE_PIXELS else 0
+    streams, est_bits = model.compress(x, qt, tile)
     flags = bitstream.FLAG_SPATIAL_QUALITY if saliency is not None and strength != 0 else 0
-    header = bitstream.Header(model_name, digest, h, w, q0_byte(q), flags, 0)
+    header = bitstream.Header(model_name, digest, h, w, q0_byte(q), flags, tile)
     return Encoded(bitstream.pack(bitstream.Container(header, streams)), h, w, est_bits)
 
 
@@ -78,7 +85,7 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS) -> np.nd
     stride = model.stride
     padded = (head.height + (-head.height) % stride, head.width + (-head.width) % stride)
     try:
-        x_hat = model.decompress(container.streams, padded, torch.tensor([head.q0 / 255.0]))
+        x_hat = model.decompress(container.streams, padded, torch.tensor([head.q0 / 255.0]), head.tile)
     except (RuntimeError, ValueError) as exc:
         raise SalcodecError(f"corrupt file (entropy decoding failed: {exc})") from None
     out = x_hat[0, :, : head.height, : head.width].mul(255).round_().to(torch.uint8)

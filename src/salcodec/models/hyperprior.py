@@ -15,6 +15,7 @@ from compressai.layers import GDN
 from torch import nn
 
 from .layers import SFT, QualityPyramid, conv, deconv
+from .tiling import tiled
 
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
 
@@ -56,6 +57,8 @@ class QualityMapHyperprior(nn.Module):
     """Variable-rate mean-scale hyperprior with spatially adaptive rate (SFT encoder)."""
 
     stride = 64  # total downsampling of y (16) times that of z (4)
+    ANALYSIS_HALO = 128  # pixels; wider than g_a's receptive field (61 px) and the quality pyramid's
+    SYNTHESIS_HALO = 128  # pixels (8 latents); g_s reaches about 2 latents
 
     def __init__(self, N: int = 128, M: int = 192, cond: int = 32):
         super().__init__()
@@ -84,17 +87,23 @@ class QualityMapHyperprior(nn.Module):
         self.gaussian_conditional = GaussianConditional(None)
 
     # -- transforms -------------------------------------------------------------------------
-    def analysis(self, x: torch.Tensor, quality_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """g_a and h_a: image and quality map to latents y and hyper-latents z."""
+    def analysis_transform(self, x: torch.Tensor, quality_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """g_a: image and quality map to latents y, plus the quality features h_a needs (both at stride 16)."""
         cond = self.quality_pyramid(quality_map)
         h = x
         for i in range(3):
             h = self.g_a_sft[i](self.g_a_gdn[i](self.g_a[i](h)), cond[i])
-        y = self.g_a[3](h)
-        h = self.act(self.h_a_sft(self.h_a[0](y), cond[3]))
+        return self.g_a[3](h), cond[3]
+
+    def hyper_analysis(self, y: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.h_a_sft(self.h_a[0](y), cond))
         h = self.act(self.h_a[1](h))
-        z = self.h_a[2](h)
-        return y, z
+        return self.h_a[2](h)
+
+    def analysis(self, x: torch.Tensor, quality_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """g_a and h_a: image and quality map to latents y and hyper-latents z."""
+        y, cond = self.analysis_transform(x, quality_map)
+        return y, self.hyper_analysis(y, cond)
 
     def hyper_synthesis(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scales, means = self.h_s(z_hat).chunk(2, dim=1)
@@ -135,13 +144,18 @@ class QualityMapHyperprior(nn.Module):
         return torch.bucketize(scales, table[:-1].to(scales.dtype), right=False).int()
 
     @torch.inference_mode()
-    def compress(self, x: torch.Tensor, quality_map: torch.Tensor) -> tuple[list[bytes], float]:
-        """x: 1×3×H×W in [0, 1], H and W multiples of `stride`.
+    def compress(self, x: torch.Tensor, quality_map: torch.Tensor, tile: int = 0) -> tuple[list[bytes], float]:
+        """x: 1×3×H×W in [0, 1], H and W multiples of `stride`; `tile` > 0 bounds memory (see tiling.py).
 
         Returns the [y, z] streams and the estimated bits (-Σ log2 p of the coded symbols),
         which the tests compare with the real stream sizes.
         """
-        y, z = self.analysis(x, quality_map)
+        if tile:
+            y, cond = tiled(lambda t: self.analysis_transform(t[:, :3], t[:, 3:]), torch.cat([x, quality_map], 1),
+                            tile, self.ANALYSIS_HALO, 1 / 16)
+        else:
+            y, cond = self.analysis_transform(x, quality_map)
+        z = self.hyper_analysis(y, cond)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         scales, means = self.hyper_synthesis(z_hat)
@@ -164,6 +178,11 @@ class QualityMapHyperprior(nn.Module):
         return self.gaussian_conditional.decompress([y_string], indexes, means=means)
 
     @torch.inference_mode()
-    def decompress(self, strings: list[bytes], padded_shape: tuple[int, int], q0: torch.Tensor) -> torch.Tensor:
+    def decompress(self, strings: list[bytes], padded_shape: tuple[int, int], q0: torch.Tensor, tile: int = 0) -> torch.Tensor:
         """Inverse of `compress`; q0 is the global quality in [0, 1] from the file header."""
-        return self.synthesis(self.decode_latents(strings, padded_shape), q0).clamp_(0, 1)
+        y_hat = self.decode_latents(strings, padded_shape)
+        if tile:
+            (x_hat,) = tiled(lambda t: (self.synthesis(t, q0),), y_hat, tile // 16, self.SYNTHESIS_HALO // 16, 16)
+        else:
+            x_hat = self.synthesis(y_hat, q0)
+        return x_hat.clamp_(0, 1)
