@@ -14,6 +14,7 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN
 from torch import nn
 
+from .exact import ExactHyperSynthesis
 from .layers import SFT, QualityPyramid, conv, deconv
 from .tiling import tiled
 
@@ -85,6 +86,7 @@ class QualityMapHyperprior(nn.Module):
 
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
+        self._exact_h_s: ExactHyperSynthesis | None = None
 
     # -- transforms -------------------------------------------------------------------------
     def analysis_transform(self, x: torch.Tensor, quality_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,8 +108,23 @@ class QualityMapHyperprior(nn.Module):
         return y, self.hyper_analysis(y, cond)
 
     def hyper_synthesis(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        scales, means = self.h_s(z_hat).chunk(2, dim=1)
+        """h_s: Gaussian scales and means of y. Float while training; exact integer arithmetic when
+        coding (see exact.py), so encoder and decoder pick the same tables on any machine."""
+        if self.training:
+            scales, means = self.h_s(z_hat).chunk(2, dim=1)
+        else:
+            if self._exact_h_s is None:
+                self._exact_h_s = ExactHyperSynthesis(self.h_s)
+            scales, means = self._exact_h_s(z_hat).chunk(2, dim=1)
         return scales, means
+
+    def train(self, mode: bool = True) -> "QualityMapHyperprior":
+        self._exact_h_s = None  # weights may change: rebuild the exact copy when coding next
+        return super().train(mode)
+
+    def load_state_dict(self, *args, **kwargs):
+        self._exact_h_s = None
+        return super().load_state_dict(*args, **kwargs)
 
     def synthesis(self, y_hat: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
         h = y_hat

@@ -1,0 +1,65 @@
+"""Hyper-synthesis in exact integer arithmetic, so that encoder and decoder always agree.
+
+The entropy decoder picks each latent's probability table from the scale the hyper-synthesis
+predicts; if a decoder computed that scale a hair differently from the encoder (another
+machine, another thread count, another BLAS), it could pick another table and derail the
+whole stream (CompressAI issues #279, #309, #320). Here the trained float network is run with
+integer-valued weights and activations held in float64: every product and every sum of a
+convolution is then an integer below 2^53, hence exact whatever the summation order, and the
+remaining elementwise steps (scaling by powers of two, leaky ReLU, rounding) are single IEEE
+operations, which every machine computes identically. This is the idea of Ballé et al. 2019,
+"Integer networks for data compression with latent-variable models", applied after training.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+INPUT_FRAC_BITS = 8  # the hyper-latents enter as round(z_hat · 2^8)
+ACT_FRAC_BITS = 8  # activations are kept on a 2^-8 grid between layers
+WEIGHT_BITS = 13  # the largest weight of a layer becomes about 2^13
+
+
+def _power_of_two_scale(weight: torch.Tensor) -> int:
+    """Exponent e such that max|w| · 2^e lies in [2^(WEIGHT_BITS-1), 2^WEIGHT_BITS) (frexp is exact)."""
+    _, exponent = torch.frexp(weight.abs().max().double())
+    return WEIGHT_BITS - int(exponent)
+
+
+class ExactHyperSynthesis:
+    """Inference-only copy of a Sequential of (transposed) convolutions and leaky ReLUs."""
+
+    def __init__(self, h_s: nn.Sequential):
+        self.layers: list[tuple] = []
+        for module in h_s:
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                w = module.weight.detach().double()
+                shift = _power_of_two_scale(w)
+                self.layers.append(("conv", module, torch.round(torch.ldexp(w, torch.tensor(shift))),
+                                    module.bias.detach().double(), shift))
+            elif isinstance(module, nn.LeakyReLU):
+                self.layers.append(("leaky", module.negative_slope))
+            else:
+                raise TypeError(f"cannot run {type(module).__name__} exactly")
+
+    @torch.inference_mode()
+    def __call__(self, z_hat: torch.Tensor) -> torch.Tensor:
+        x = torch.floor(torch.ldexp(z_hat.double(), torch.tensor(INPUT_FRAC_BITS)) + 0.5)
+        frac = INPUT_FRAC_BITS
+        h = x
+        for layer in self.layers:
+            if layer[0] == "conv":
+                _, module, weight, bias, shift = layer
+                out_frac = frac + shift
+                b = torch.round(torch.ldexp(bias, torch.tensor(out_frac)))
+                if isinstance(module, nn.ConvTranspose2d):
+                    acc = F.conv_transpose2d(x, weight, b, module.stride, module.padding, module.output_padding)
+                else:
+                    acc = F.conv2d(x, weight, b, module.stride, module.padding)
+                h = torch.ldexp(acc, torch.tensor(-out_frac))  # exact: a power-of-two scaling
+            else:
+                h = torch.where(h < 0, h * layer[1], h)
+                x = torch.floor(torch.ldexp(h, torch.tensor(ACT_FRAC_BITS)) + 0.5)
+                frac = ACT_FRAC_BITS
+        return h.float()
