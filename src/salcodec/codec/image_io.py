@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from ..errors import SalcodecError
 
@@ -25,8 +25,9 @@ def open_image(path: Path) -> Image.Image:
         raise SalcodecError(f"is a directory, not an image: {path}") from None
     except Image.DecompressionBombError:
         raise SalcodecError(f"{path}: image is larger than {MAX_INPUT_PIXELS} pixels") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise SalcodecError(f"{path}: cannot read image ({exc})") from None
+    except Exception as exc:  # Pillow's decoders raise many types on damaged data
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SalcodecError(f"{path}: cannot read image ({reason})") from None
 
 
 def to_rgb_array(img: Image.Image, notes: list[str] | None = None) -> np.ndarray:
@@ -66,9 +67,13 @@ def load_image(source, notes: list[str] | None = None) -> np.ndarray:
         if arr.dtype != np.uint8:
             raise SalcodecError(f"image array must be uint8 (got {arr.dtype})")
         return np.ascontiguousarray(arr[:, :, :3])
-    if isinstance(source, Image.Image):
-        return to_rgb_array(source, notes)
-    return to_rgb_array(open_image(Path(source)), notes)
+    img = source if isinstance(source, Image.Image) else open_image(Path(source))
+    try:
+        return to_rgb_array(img, notes)
+    except SalcodecError:
+        raise
+    except Exception as exc:  # damaged metadata (EXIF) or pixel data Pillow could not convert
+        raise SalcodecError(f"cannot convert image to RGB ({type(exc).__name__}: {exc})") from None
 
 
 def atomic_write(path: Path, data: bytes, force: bool = False) -> None:

@@ -47,6 +47,18 @@ class GlobalModulation(nn.Module):
         return x * (1 + self.gamma(h)[:, :, None, None]) + self.beta(h)[:, :, None, None]
 
 
+def _pad_stream(stream: bytes, symbols: int) -> bytes:
+    """Zero-pad an rANS stream before decoding it.
+
+    CompressAI's C++ decoder reads 32-bit words without checking the end of its buffer: a valid
+    stream is never read past its end, but a corrupt one can be. The padding covers two words for
+    the initial state plus two per symbol (one renormalisation and one bypass word), which bounds
+    the reads of every stream except those whose garbage asks for long runs of bypass words; see
+    docs/bitstream.md for this known limit.
+    """
+    return stream + bytes(4 * (2 + 2 * symbols))
+
+
 @dataclass
 class ForwardOutput:
     x_hat: torch.Tensor
@@ -189,10 +201,11 @@ class QualityMapHyperprior(nn.Module):
         """Entropy-decode the quantized latents y_hat of an image padded to `padded_shape`."""
         y_string, z_string = strings
         z_shape = (padded_shape[0] // self.stride, padded_shape[1] // self.stride)
-        z_hat = self.entropy_bottleneck.decompress([z_string], z_shape)
+        z_count = self.N * z_shape[0] * z_shape[1]
+        z_hat = self.entropy_bottleneck.decompress([_pad_stream(z_string, z_count)], z_shape)
         scales, means = self.hyper_synthesis(z_hat)
         indexes = self.scale_indexes(scales)
-        return self.gaussian_conditional.decompress([y_string], indexes, means=means)
+        return self.gaussian_conditional.decompress([_pad_stream(y_string, indexes.numel())], indexes, means=means)
 
     @torch.inference_mode()
     def decompress(self, strings: list[bytes], padded_shape: tuple[int, int], q0: torch.Tensor, tile: int = 0) -> torch.Tensor:
