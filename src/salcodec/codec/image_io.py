@@ -14,11 +14,16 @@ MAX_INPUT_PIXELS = 200_000_000
 Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
 
 
-def open_image(path: Path) -> Image.Image:
+def open_image(path: Path, max_pixels: int = MAX_INPUT_PIXELS) -> Image.Image:
+    """Open and fully decode an image, refusing one whose header claims more than `max_pixels`."""
     try:
         img = Image.open(path)
+        if img.width * img.height > max_pixels:
+            raise SalcodecError(f"{path}: image is {img.width}x{img.height}, over the limit of {max_pixels} pixels")
         img.load()
         return img
+    except SalcodecError:
+        raise
     except FileNotFoundError:
         raise SalcodecError(f"no such file: {path}") from None
     except IsADirectoryError:
@@ -56,7 +61,7 @@ def to_rgb_array(img: Image.Image, notes: list[str] | None = None) -> np.ndarray
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def load_image(source, notes: list[str] | None = None) -> np.ndarray:
+def load_image(source, notes: list[str] | None = None, max_pixels: int = MAX_INPUT_PIXELS) -> np.ndarray:
     """A path, a PIL image or an array to H×W×3 uint8 RGB."""
     if isinstance(source, np.ndarray):
         arr = source
@@ -67,7 +72,7 @@ def load_image(source, notes: list[str] | None = None) -> np.ndarray:
         if arr.dtype != np.uint8:
             raise SalcodecError(f"image array must be uint8 (got {arr.dtype})")
         return np.ascontiguousarray(arr[:, :, :3])
-    img = source if isinstance(source, Image.Image) else open_image(Path(source))
+    img = source if isinstance(source, Image.Image) else open_image(Path(source), max_pixels)
     try:
         return to_rgb_array(img, notes)
     except SalcodecError:
