@@ -52,3 +52,18 @@ def test_training_lowers_the_loss_and_resumes(tmp_path):
     snapshot = tmp_path / "run" / "snapshots" / "step0000040.pt"
     model, digest = load_weights_file(snapshot)  # a snapshot is a loadable weights-only model
     assert len(digest) == 8 and model.entropy_bottleneck._quantized_cdf.numel() > 0
+
+
+def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    config = tiny_config(tmp_path, steps=6)
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "salcodec", "train", "--config", config], capture_output=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    check = json.loads((tmp_path / "run" / "ddp_check.json").read_text())
+    assert check == {"step": 6, "world_size": 2, "identical_weights": True}
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["world_size"] == 2

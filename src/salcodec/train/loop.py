@@ -1,5 +1,8 @@
 """`salcodec train --config FILE`: the training loop that produced the shipped codec weights.
 
+Under torchrun (`torchrun --nproc_per_node=N -m salcodec train --config FILE`) the same loop
+trains with DistributedDataParallel: gloo on CPU, nccl on GPU; each rank draws its own crops.
+
 Resumable: the full state (weights, optimizers, step, random generators) is saved to
 `<out_dir>/last.pt` every `checkpoint_every` steps and picked up on the next start.
 `--init WEIGHTS` warm-starts from a weights-only file with fresh optimizers.
@@ -8,17 +11,20 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
+import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+import torch.distributed as dist
 import yaml
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from ..errors import SalcodecError
 from ..models.layers import load_state_resizing_buffers
-from ..models.registry import build_model, export_weights
+from ..models.registry import build_model, export_weights, weights_digest
 from .data import CropSampler, load_photo_folder, load_saliency_set
 from .losses import rate_distortion_loss
 
@@ -50,69 +56,112 @@ def build_sampler(cfg: dict, seed: int) -> CropSampler:
     return CropSampler(samples, cfg["train"]["crop"], seed, data.get("max_zoom", 1.6))
 
 
+class Distributed:
+    """Rank, world size and device; torchrun's environment turns on DDP (gloo on CPU, nccl on GPU)."""
+
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+        if self.world > 1:
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+            dist.init_process_group(backend)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def same_weights_everywhere(self, model: torch.nn.Module) -> bool:
+        """True when every rank holds bit-identical weights (a DDP sanity check at the end of a run)."""
+        digest = weights_digest({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        if self.world == 1:
+            return True
+        gathered: list[bytes | None] = [None] * self.world
+        dist.all_gather_object(gathered, digest)
+        return all(d == gathered[0] for d in gathered)
+
+    def close(self) -> None:
+        if self.world > 1:
+            dist.destroy_process_group()
+
+
 def train(config_path: Path, init: Path | None = None, max_steps: int | None = None) -> Path:
+    """Train (or resume) the model a config describes; returns the path of the last checkpoint."""
     cfg = load_config(config_path)
     tcfg, mcfg = cfg["train"], cfg["model"]
+    ctx = Distributed()
     out_dir = Path(cfg["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(tcfg["seed"])
+    torch.manual_seed(tcfg["seed"])  # the same initial weights on every rank
 
     hparams = {k: v for k, v in mcfg.items() if k != "family"}
     model = build_model(mcfg["family"], **hparams)
-    main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
-    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
-    optimizer = torch.optim.Adam(main_params, lr=learning_rate(tcfg["lr"], 0))
-    aux_optimizer = torch.optim.Adam(aux_params, lr=tcfg.get("aux_lr", 1e-3))
-    sampler = build_sampler(cfg, tcfg["seed"])
-
     step = 0
     last = out_dir / "last.pt"
-    if last.is_file():
-        state = torch.load(last, map_location="cpu", weights_only=False)
+    state = torch.load(last, map_location="cpu", weights_only=False) if last.is_file() else None
+    if state is not None:
         load_state_resizing_buffers(model, state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        aux_optimizer.load_state_dict(state["aux_optimizer"])
-        sampler.rng.bit_generator.state = state["sampler_rng"]
-        torch.set_rng_state(state["torch_rng"])
         step = state["step"]
     elif init is not None:
         blob = torch.load(init, map_location="cpu", weights_only=True)
         load_state_resizing_buffers(model, {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()})
+    model.to(ctx.device)
+    main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    optimizer = torch.optim.Adam(main_params, lr=learning_rate(tcfg["lr"], 0))
+    aux_optimizer = torch.optim.Adam(aux_params, lr=tcfg.get("aux_lr", 1e-3))
+    # every rank draws its own crops: a different seed per rank shards the random data stream
+    sampler = build_sampler(cfg, tcfg["seed"] + 1000 * ctx.rank + (step if ctx.rank else 0))
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        aux_optimizer.load_state_dict(state["aux_optimizer"])
+        if ctx.main:
+            sampler.rng.bit_generator.state = state["sampler_rng"]
+            torch.set_rng_state(state["torch_rng"])
+    net = DDP(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) if ctx.world > 1 else model
 
     def save() -> None:
+        if not ctx.main:
+            return
         tmp = last.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "aux_optimizer": aux_optimizer.state_dict(), "sampler_rng": sampler.rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(), "step": step, "config": cfg}, tmp)
+                    "torch_rng": torch.get_rng_state(), "step": step, "config": cfg, "world_size": ctx.world}, tmp)
         tmp.replace(last)
 
-    log_path = out_dir / "log.csv"
-    new_log = not log_path.exists()
-    log_file = log_path.open("a", newline="")
-    log = csv.writer(log_file)
-    if new_log:
-        log.writerow(["step", "wall_s", "lr", "loss", "bpp", "mse", "psnr", "aux"])
+    log_file, log = None, None
+    if ctx.main:
+        log_path = out_dir / "log.csv"
+        new_log = not log_path.exists()
+        log_file = log_path.open("a", newline="")
+        log = csv.writer(log_file)
+        if new_log:
+            log.writerow(["step", "wall_s", "lr", "loss", "bpp", "mse", "psnr", "aux"])
 
     total = tcfg["steps"] if max_steps is None else min(tcfg["steps"], step + max_steps)
     lam = (tcfg["lambda_min"], tcfg["lambda_max"])
+    log_every = tcfg.get("log_every", 50)
     running: dict[str, float] = {}
     model.train()
     start = time.time()
-    bar = tqdm(total=total, initial=step, desc=cfg.get("name", "train"), dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, desc=cfg.get("name", "train"), dynamic_ncols=True, disable=not ctx.main)
     try:
         while step < total:
             lr = learning_rate(tcfg["lr"], step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, _, q = sampler.batch(tcfg["batch"])
+            x, _, q = (t.to(ctx.device) for t in sampler.batch(tcfg["batch"]))
             q0 = torch.round(q.flatten(1).mean(1) * 255) / 255
-            out = model(x, q, q0)
+            out = net(x, q, q0)
             terms = rate_distortion_loss(x, out.x_hat, out.y_likelihoods, out.z_likelihoods, q, *lam)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             torch.nn.utils.clip_grad_norm_(main_params, tcfg.get("clip", 1.0))
             optimizer.step()
-            aux = model.aux_loss()
+            aux = model.aux_loss()  # a function of the (identical) weights alone: no sync needed
             aux_optimizer.zero_grad(set_to_none=True)
             aux.backward()
             aux_optimizer.step()
@@ -122,20 +171,27 @@ def train(config_path: Path, init: Path | None = None, max_steps: int | None = N
             for key, value in terms.items():
                 running[key] = running.get(key, 0.0) + value.item()
             running["aux"] = running.get("aux", 0.0) + aux.item()
-            if step % tcfg.get("log_every", 50) == 0:
-                n = tcfg.get("log_every", 50)
-                avg = {k: v / n for k, v in running.items()}
-                log.writerow([step, round(time.time() - start, 1), lr] + [round(avg[k], 5) for k in ("loss", "bpp", "mse", "psnr", "aux")])
-                log_file.flush()
+            if step % log_every == 0:
+                avg = {k: v / log_every for k, v in running.items()}
+                if log is not None:
+                    log.writerow([step, round(time.time() - start, 1), lr] + [round(avg[k], 5) for k in ("loss", "bpp", "mse", "psnr", "aux")])
+                    log_file.flush()
                 bar.set_postfix(bpp=f"{avg['bpp']:.3f}", psnr=f"{avg['psnr']:.2f}", loss=f"{avg['loss']:.3f}")
                 running = {}
             if step % tcfg.get("checkpoint_every", 500) == 0:
                 save()
-            if step % tcfg.get("snapshot_every", 5000) == 0:
-                export_weights(copy.deepcopy(model).eval(), mcfg["family"], hparams,
+            if step % tcfg.get("snapshot_every", 5000) == 0 and ctx.main:
+                export_weights(copy.deepcopy(model).cpu().eval(), mcfg["family"], hparams,
                                out_dir / "snapshots" / f"step{step:07d}.pt", {"step": step})
+        if ctx.world > 1:
+            consistent = ctx.same_weights_everywhere(model)
+            if ctx.main:
+                (out_dir / "ddp_check.json").write_text(json.dumps({"step": step, "world_size": ctx.world,
+                                                                    "identical_weights": consistent}))
     finally:
         save()
-        log_file.close()
+        if log_file is not None:
+            log_file.close()
         bar.close()
+        ctx.close()
     return last
