@@ -185,6 +185,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="salcodec", description="Saliency-aware learned image codec.")
+    parser.add_argument("--threads", type=int, help="CPU threads for the neural transforms (default: torch's choice)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("compress", help="compress images to .sgc files")
@@ -260,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise SalcodecError("--threads must be at least 1")
+            import torch
+            torch.set_num_threads(args.threads)
         args.func(args)
     except SalcodecError as exc:
         print(f"salcodec: error: {exc}", file=sys.stderr)

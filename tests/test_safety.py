@@ -1,0 +1,103 @@
+"""Safe writes, interruption and determinism across processes and thread counts."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from salcodec.codec import image_io
+from salcodec.errors import SalcodecError
+from tests.conftest import KODAK, TINY
+
+
+def test_failure_mid_write_leaves_no_file(tmp_path, monkeypatch):
+    target = tmp_path / "out.sgc"
+    real_fdopen = os.fdopen
+
+    class Failing:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            self.fh.write(data[: len(data) // 2])
+            self.fh.flush()
+            raise OSError("disk full (injected)")
+
+    monkeypatch.setattr(image_io.os, "fdopen", lambda fd, mode: Failing(real_fdopen(fd, mode)))
+    with pytest.raises(OSError, match="injected"):
+        image_io.atomic_write(target, b"x" * 1000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupt_mid_write_leaves_no_file(tmp_path, monkeypatch):
+    target = tmp_path / "out.png"
+    real_fdopen = os.fdopen
+
+    def interrupted(fd, mode):
+        fh = real_fdopen(fd, mode)
+        fh.write(b"partial")
+        fh.close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(image_io.os, "fdopen", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        image_io.atomic_write(target, b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_is_kept_without_force(tmp_path):
+    target = tmp_path / "keep.sgc"
+    target.write_bytes(b"old")
+    with pytest.raises(SalcodecError, match="exists"):
+        image_io.atomic_write(target, b"new")
+    image_io.atomic_write(target, b"new", force=True)
+    assert target.read_bytes() == b"new"
+
+
+def _salcodec(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "salcodec", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=os.environ.copy())
+
+
+def test_ctrl_c_leaves_no_output(tmp_path):
+    big = tmp_path / "big.png"
+    Image.open(KODAK / "kodim23.png").resize((2304, 1536)).save(big)
+    out = tmp_path / "big.sgc"
+    proc = _salcodec("compress", str(big), "-o", str(out), "--model", TINY, "--saliency", "none")
+    time.sleep(4.0)  # imports done, coding under way
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("compression finished before the interrupt arrived")
+    assert proc.returncode == 130, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png"]
+
+
+def test_decoding_is_identical_across_processes_and_thread_counts(tmp_path):
+    crop = tmp_path / "crop.png"
+    Image.open(KODAK / "kodim05.png").crop((100, 100, 420, 356)).save(crop)
+    outputs = []
+    for enc_threads, dec_threads in (("2", "1"), ("1", "2")):
+        sgc = tmp_path / f"e{enc_threads}.sgc"
+        png = tmp_path / f"e{enc_threads}_d{dec_threads}.png"
+        for args in (("--threads", enc_threads, "compress", str(crop), "-o", str(sgc), "--model", TINY),
+                     ("--threads", dec_threads, "decompress", str(sgc), "-o", str(png))):
+            proc = _salcodec(*args)
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err
+        outputs.append((sgc.read_bytes(), np.asarray(Image.open(png))))
+    assert outputs[0][0] == outputs[1][0]  # same file whatever the encoder's thread count
+    assert np.array_equal(outputs[0][1], outputs[1][1])
