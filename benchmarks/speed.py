@@ -1,0 +1,122 @@
+"""Encode and decode speed and peak memory on Kodak: salcodec, CompressAI's hyperprior, classic codecs.
+
+    python benchmarks/speed.py [--images 24] [--model default-v1]
+
+Every codec runs in its own warm process (imports and model loading done before timing) over
+the images; the table gives median seconds per image and that process's peak RSS. The
+end-to-end row times whole `salcodec compress` commands, Python start-up and imports included.
+CompressAI's bmshj2018_hyperprior(quality=3) uses random weights: speed does not depend on them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CODECS = ["salcodec", "salcodec+auto", "compressai-hyperprior", "jpeg", "webp", "avif", "jxl"]
+
+
+def worker(codec: str, images: list[Path], model: str) -> dict:
+    import numpy as np
+    from PIL import Image
+    arrays = [np.asarray(Image.open(p).convert("RGB")) for p in images]
+    enc_t, dec_t = [], []
+    if codec.startswith("salcodec"):
+        from salcodec.api import compress_image
+        from salcodec.codec import codec as sc
+        saliency = "auto" if codec.endswith("auto") else "none"
+        compress_image(arrays[0], 50, saliency, model=model)  # warm-up: model load
+        for a in arrays:
+            t = time.perf_counter()
+            data = compress_image(a, 50, saliency, model=model).data
+            enc_t.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            sc.decode(data)
+            dec_t.append(time.perf_counter() - t)
+    elif codec == "compressai-hyperprior":
+        import torch
+        from compressai.zoo import bmshj2018_hyperprior
+        net = bmshj2018_hyperprior(quality=3, pretrained=False).eval()
+        net.update(force=True)
+        for i, a in enumerate(arrays + arrays[:1]):
+            x = torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255
+            h, w = x.shape[-2:]
+            x = torch.nn.functional.pad(x, (0, (-w) % 64, 0, (-h) % 64), mode="replicate")
+            with torch.inference_mode():
+                t = time.perf_counter()
+                out = net.compress(x)
+                te = time.perf_counter() - t
+                t = time.perf_counter()
+                net.decompress(out["strings"], out["shape"])
+                td = time.perf_counter() - t
+            if i:  # the first pass is a warm-up
+                enc_t.append(te)
+                dec_t.append(td)
+    else:
+        import imagecodecs
+        from salcodec.eval import baselines
+        decoders = {"jpeg": imagecodecs.jpeg8_decode, "webp": imagecodecs.webp_decode,
+                    "avif": imagecodecs.avif_decode, "jxl": imagecodecs.jpegxl_decode}
+        quality = {"jpeg": 75, "webp": 75, "avif": 50, "jxl": 75}[codec]
+        for a in arrays:
+            t = time.perf_counter()
+            data, _ = baselines.run_codec(codec, a, quality)
+            enc_t.append(time.perf_counter() - t)  # includes one decode: subtract it below
+            t = time.perf_counter()
+            decoders[codec](data)
+            dec_t.append(time.perf_counter() - t)
+        enc_t = [e - d for e, d in zip(enc_t, dec_t)]
+    return {"encode": statistics.median(enc_t), "decode": statistics.median(dec_t),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def end_to_end(image: Path, model: str, runs: int = 3) -> float:
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(runs):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "salcodec", "compress", str(image), "-o", f"{tmp}/{i}.sgc",
+                            "--model", model], check=True, capture_output=True)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kodak", default="../shared/data/kodak")
+    ap.add_argument("--images", type=int, default=24)
+    ap.add_argument("--model", default="default-v1")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    images = sorted(Path(args.kodak).glob("*.png"))[: args.images]
+    if args.worker:
+        print(json.dumps(worker(args.worker, images, args.model)))
+        return
+    results = {}
+    for codec in CODECS:
+        out = subprocess.run([sys.executable, __file__, "--worker", codec, "--kodak", args.kodak,
+                              "--images", str(args.images), "--model", args.model],
+                             capture_output=True, text=True, check=True)
+        results[codec] = json.loads(out.stdout.strip().splitlines()[-1])
+    cli = end_to_end(images[0], args.model)
+    ref = results["compressai-hyperprior"]
+    print(f"# {len(images)} Kodak images, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch threads default; median seconds per image")
+    print("| codec | compress (s) | decompress (s) | compress / CompressAI | decompress / CompressAI | peak RSS (MB) |")
+    print("|---|---|---|---|---|---|")
+    for codec, r in results.items():
+        print(f"| {codec} | {r['encode']:.4f} | {r['decode']:.4f} | {r['encode'] / ref['encode']:.2f} | "
+              f"{r['decode'] / ref['decode']:.2f} | {r['peak_rss_mb']:.0f} |")
+    print(f"\n`salcodec compress {images[0].name}` end to end (start-up, imports, auto saliency): {cli:.2f} s (median of 3)")
+
+
+if __name__ == "__main__":
+    main()
