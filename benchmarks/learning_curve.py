@@ -1,0 +1,70 @@
+"""PSNR at 0.5 bpp on Kodak against training steps, from the weights snapshots of a run.
+
+    python benchmarks/learning_curve.py runs/default/snapshots --out docs/learning_curve.png
+
+Each snapshot is coded at several qualities (uniform quality map) on the first --images Kodak
+images; the PSNR at the target rate is interpolated per image in log-bpp, then averaged. Writes a
+CSV beside the plot.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("snapshots", help="folder of stepNNNNNNN.pt files")
+    ap.add_argument("--kodak", default="../shared/data/kodak")
+    ap.add_argument("--images", type=int, default=24)
+    ap.add_argument("--qualities", type=float, nargs="+", default=[10, 25, 40, 55, 70, 85])
+    ap.add_argument("--rate", type=float, default=0.5)
+    ap.add_argument("--out", default="docs/learning_curve.png")
+    args = ap.parse_args()
+    os.environ["SALCODEC_MODEL_PATH"] = args.snapshots
+    from salcodec.codec import codec
+    from salcodec.eval.metrics import mean_quality_at_rate, psnr
+
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(Path(args.kodak).glob("*.png"))[: args.images]]
+    rows = []
+    for snap in sorted(Path(args.snapshots).glob("step*.pt")):
+        step = int(snap.stem[4:])
+        curves = []
+        for img in images:
+            bpp, quality = [], []
+            for q in args.qualities:
+                enc = codec.encode(img, q, None, 0.0, snap.stem)
+                bpp.append(enc.bpp)
+                quality.append(psnr(img, codec.decode(enc.data)))
+            curves.append((bpp, quality))
+        at = mean_quality_at_rate(curves, args.rate)
+        mean_bpp = [float(np.mean([c[0][i] for c in curves])) for i in range(len(args.qualities))]
+        rows.append({"step": step, f"psnr_at_{args.rate}": at, "bpp_range": f"{min(mean_bpp):.3f}-{max(mean_bpp):.3f}"})
+        print(rows[-1], flush=True)
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.with_suffix(".csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    ax.plot([r["step"] for r in rows], [r[f"psnr_at_{args.rate}"] for r in rows], marker="o")
+    ax.set_xlabel("training steps (batch 8 x 128²)")
+    ax.set_ylabel(f"Kodak PSNR-RGB at {args.rate} bpp (dB)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out)
+    print(f"wrote {out} and {out.with_suffix('.csv')}")
+
+
+if __name__ == "__main__":
+    main()
