@@ -178,6 +178,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(f"\nwrote {out_dir / 'per_image.csv'}, {out_dir / 'summary.json'}, {len(plots)} plots and {page}")
 
 
+def cmd_train_saliency(args: argparse.Namespace) -> None:
+    from .saliency.train import train_saliency
+    train_saliency(Path(args.config), args.max_steps)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from .train.loop import train
     train(Path(args.config), Path(args.init) if args.init else None, args.max_steps)
@@ -253,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="warm-start from a weights-only file (fresh optimizer)")
     p.add_argument("--max-steps", type=int, help="stop after this many more steps (the config's total still caps)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("train-saliency", help="train the learned saliency model (resumes from its out_dir)")
+    p.add_argument("--config", required=True, help="configs/saliency.yaml")
+    p.add_argument("--max-steps", type=int, help="stop after this many more steps")
+    p.set_defaults(func=cmd_train_saliency)
     return parser
 
 
