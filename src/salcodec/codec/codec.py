@@ -63,7 +63,8 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
     x = _pad(_to_tensor(image), model.stride)
     qt = _pad(torch.from_numpy(q)[None, None], model.stride)
     tile = TILE_SIDE if x.shape[-2] * x.shape[-1] > TILE_ABOVE_PIXELS else 0
-    streams, est_bits = model.compress(x, qt, tile)
+    st = _pad(torch.from_numpy(saliency.astype(np.float32))[None, None], model.stride) if saliency is not None else None
+    streams, est_bits = model.compress(x, qt, st, tile)
     flags = bitstream.FLAG_SPATIAL_QUALITY if saliency is not None and strength != 0 else 0
     header = bitstream.Header(model_name, digest, h, w, q0_byte(q), flags, tile)
     return Encoded(bitstream.pack(bitstream.Container(header, streams)), h, w, est_bits)
@@ -80,8 +81,8 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS) -> np.nd
     model, digest = load_model(head.model_id)
     if digest != head.digest:
         raise SalcodecError(f"file was made by different weights of model '{head.model_id}' (digest {head.digest.hex()}, installed {digest.hex()})")
-    if len(container.streams) != 2:
-        raise SalcodecError(f"corrupt file (expected 2 streams, found {len(container.streams)})")
+    if len(container.streams) != model.n_streams:
+        raise SalcodecError(f"corrupt file (expected {model.n_streams} streams, found {len(container.streams)})")
     stride = model.stride
     padded = (head.height + (-head.height) % stride, head.width + (-head.width) % stride)
     try:

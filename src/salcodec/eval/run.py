@@ -28,19 +28,27 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
 
 @dataclass
 class Entry:
-    """One curve: a classic codec, or a salcodec model with the saliency its encoder gets."""
+    """One curve: a classic codec, a variable-rate salcodec model swept over qualities, or a
+    ladder of fixed-rate models (one point each); `saliency` is what the encoder gets."""
     label: str
     kind: str  # "classic" or "salcodec"
-    model: str = ""
+    models: tuple[str, ...] = ()
     saliency: str = "none"
+
+    @property
+    def ladder(self) -> bool:
+        return len(self.models) > 1
 
 
 def parse_entries(models: list[str], codecs: list[str], default_saliency: str) -> list[Entry]:
+    """Model specs: `ID[:SALIENCY]` (variable rate) or `LABEL=ID1+ID2+...[:SALIENCY]` (a λ ladder)."""
     entries = []
     for spec in models:
-        model, _, sal = spec.partition(":")
+        body, _, sal = spec.partition(":")
         sal = sal or default_saliency
-        entries.append(Entry(f"{model}:{sal}", "salcodec", model, sal))
+        label, _, ids = body.partition("=")
+        ladder = tuple(ids.split("+")) if ids else (label,)
+        entries.append(Entry(f"{label}:{sal}", "salcodec", ladder, sal))
     for name in codecs:
         if name not in baselines.CODECS:
             raise SalcodecError(f"unknown codec '{name}' (choose from {', '.join(baselines.CODECS)})")
@@ -99,13 +107,17 @@ def evaluate(data: Path, entries: list[Entry], reference_kind: str, strength: fl
         roi = roi_mask(reference)
         encoder_maps: dict[str, np.ndarray | None] = {}
         for entry in entries:
-            settings = qualities if entry.kind == "salcodec" else baselines.LADDERS[entry.label]
+            if entry.kind == "classic":
+                settings = baselines.LADDERS[entry.label]
+            else:
+                settings = list(entry.models) if entry.ladder else qualities
             for setting in settings:
                 if entry.kind == "salcodec":
                     if entry.saliency not in encoder_maps:
                         encoder_maps[entry.saliency] = reference if entry.saliency == reference_kind else \
                             saliency_for(entry.saliency, data, path, image)
-                    enc = codec.encode(image, setting, encoder_maps[entry.saliency], strength, entry.model)
+                    model, quality = (setting, 50) if entry.ladder else (entry.models[0], setting)
+                    enc = codec.encode(image, quality, encoder_maps[entry.saliency], strength, model)
                     data_bytes, decoded, est = enc.data, codec.decode(enc.data), enc.estimated_bpp
                 else:
                     data_bytes, decoded = baselines.run_codec(entry.label, image, int(setting))

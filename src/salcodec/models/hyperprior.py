@@ -7,15 +7,13 @@ layers) and is never transmitted; the decoder sees just the global quality q0, o
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN
 from torch import nn
 
 from .exact import ExactHyperSynthesis
-from .layers import SFT, QualityPyramid, conv, deconv
+from .layers import SFT, ForwardOutput, QualityPyramid, conv, deconv, pad_stream
 from .tiling import tiled
 
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
@@ -47,29 +45,12 @@ class GlobalModulation(nn.Module):
         return x * (1 + self.gamma(h)[:, :, None, None]) + self.beta(h)[:, :, None, None]
 
 
-def _pad_stream(stream: bytes, symbols: int) -> bytes:
-    """Zero-pad an rANS stream before decoding it.
-
-    CompressAI's C++ decoder reads 32-bit words without checking the end of its buffer: a valid
-    stream is never read past its end, but a corrupt one can be. The padding covers two words for
-    the initial state plus two per symbol (one renormalisation and one bypass word), which bounds
-    the reads of every stream except those whose garbage asks for long runs of bypass words; see
-    docs/bitstream.md for this known limit.
-    """
-    return stream + bytes(4 * (2 + 2 * symbols))
-
-
-@dataclass
-class ForwardOutput:
-    x_hat: torch.Tensor
-    y_likelihoods: torch.Tensor
-    z_likelihoods: torch.Tensor
-
-
 class QualityMapHyperprior(nn.Module):
     """Variable-rate mean-scale hyperprior with spatially adaptive rate (SFT encoder)."""
 
     stride = 64  # total downsampling of y (16) times that of z (4)
+    n_streams = 2
+    variable_rate = True
     ANALYSIS_HALO = 128  # pixels; wider than g_a's receptive field (61 px) and the quality pyramid's
     SYNTHESIS_HALO = 128  # pixels (8 latents); g_s reaches about 2 latents
 
@@ -154,7 +135,7 @@ class QualityMapHyperprior(nn.Module):
         scales, means = self.hyper_synthesis(z_hat)
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         y_hat = ste_round(y - means) + means
-        return ForwardOutput(self.synthesis(y_hat, q0), y_likelihoods, z_likelihoods)
+        return ForwardOutput(self.synthesis(y_hat, q0), [y_likelihoods, z_likelihoods])
 
     def aux_loss(self) -> torch.Tensor:
         return self.entropy_bottleneck.loss()
@@ -173,8 +154,10 @@ class QualityMapHyperprior(nn.Module):
         return torch.bucketize(scales, table[:-1].to(scales.dtype), right=False).int()
 
     @torch.inference_mode()
-    def compress(self, x: torch.Tensor, quality_map: torch.Tensor, tile: int = 0) -> tuple[list[bytes], float]:
+    def compress(self, x: torch.Tensor, quality_map: torch.Tensor, saliency: torch.Tensor | None = None,
+                 tile: int = 0) -> tuple[list[bytes], float]:
         """x: 1×3×H×W in [0, 1], H and W multiples of `stride`; `tile` > 0 bounds memory (see tiling.py).
+        The saliency map reaches this model through the quality map only.
 
         Returns the [y, z] streams and the estimated bits (-Σ log2 p of the coded symbols),
         which the tests compare with the real stream sizes.
@@ -202,10 +185,10 @@ class QualityMapHyperprior(nn.Module):
         y_string, z_string = strings
         z_shape = (padded_shape[0] // self.stride, padded_shape[1] // self.stride)
         z_count = self.N * z_shape[0] * z_shape[1]
-        z_hat = self.entropy_bottleneck.decompress([_pad_stream(z_string, z_count)], z_shape)
+        z_hat = self.entropy_bottleneck.decompress([pad_stream(z_string, z_count)], z_shape)
         scales, means = self.hyper_synthesis(z_hat)
         indexes = self.scale_indexes(scales)
-        return self.gaussian_conditional.decompress([_pad_stream(y_string, indexes.numel())], indexes, means=means)
+        return self.gaussian_conditional.decompress([pad_stream(y_string, indexes.numel())], indexes, means=means)
 
     @torch.inference_mode()
     def decompress(self, strings: list[bytes], padded_shape: tuple[int, int], q0: torch.Tensor, tile: int = 0) -> torch.Tensor:

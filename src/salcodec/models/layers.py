@@ -1,6 +1,8 @@
 """Building blocks shared by the model families."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -69,3 +71,23 @@ def load_state_resizing_buffers(model: nn.Module, state: dict[str, torch.Tensor]
             module = model.get_submodule(module_name) if module_name else model
             module.register_buffer(attr, torch.empty_like(value), persistent=True)
     model.load_state_dict(state, strict=strict)
+
+
+@dataclass
+class ForwardOutput:
+    """What a model's training forward pass returns: the reconstruction and the likelihoods of
+    every latent tensor that is coded (their -log2 sum is the estimated rate)."""
+    x_hat: torch.Tensor
+    likelihoods: list[torch.Tensor]
+
+
+def pad_stream(stream: bytes, symbols: int) -> bytes:
+    """Zero-pad an rANS stream before decoding it.
+
+    CompressAI's C++ decoder reads 32-bit words without checking the end of its buffer: a valid
+    stream is never read past its end, but a corrupt one can be. The padding covers two words for
+    the initial state plus two per symbol (one renormalisation and one bypass word), which bounds
+    the reads of every stream except those whose garbage asks for long runs of bypass words; see
+    docs/bitstream.md for this known limit.
+    """
+    return stream + bytes(4 * (2 + 2 * symbols))

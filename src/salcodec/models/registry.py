@@ -30,6 +30,9 @@ def build_model(family: str, **kwargs) -> nn.Module:
     if family == "quality-map-hyperprior":
         from .hyperprior import QualityMapHyperprior
         return QualityMapHyperprior(**kwargs)
+    if family == "bls2017":
+        from .bls2017 import FactorizedPrior
+        return FactorizedPrior(**kwargs)
     raise SalcodecError(f"unknown model family '{family}'")
 
 

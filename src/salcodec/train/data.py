@@ -109,8 +109,8 @@ class CropSampler:
         zoom = self.rng.uniform(1.0, self.max_zoom) if self.rng.uniform() < 0.5 else 1.0
         side = min(int(self.crop * zoom), h, w)
         y0, x0 = self.rng.integers(0, h - side + 1), self.rng.integers(0, w - side + 1)
-        img = torch.from_numpy(np.ascontiguousarray(sample.image[y0:y0 + side, x0:x0 + side])).permute(2, 0, 1).float() / 255
-        sal = torch.from_numpy(np.ascontiguousarray(sample.saliency[y0:y0 + side, x0:x0 + side])).float()[None] / 255
+        img = torch.from_numpy(np.array(sample.image[y0:y0 + side, x0:x0 + side])).permute(2, 0, 1).float() / 255
+        sal = torch.from_numpy(np.array(sample.saliency[y0:y0 + side, x0:x0 + side])).float()[None] / 255
         if side != self.crop:
             img = F.interpolate(img[None], size=(self.crop, self.crop), mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
             sal = F.interpolate(sal[None], size=(self.crop, self.crop), mode="bilinear", align_corners=False)[0]

@@ -26,7 +26,7 @@ from ..errors import SalcodecError
 from ..models.layers import load_state_resizing_buffers
 from ..models.registry import build_model, export_weights, weights_digest
 from .data import CropSampler, load_photo_folder, load_saliency_set
-from .losses import rate_distortion_loss
+from .objectives import make_objective
 
 
 def load_config(path: Path) -> dict:
@@ -89,8 +89,42 @@ class Distributed:
 
 
 def train(config_path: Path, init: Path | None = None, max_steps: int | None = None) -> Path:
-    """Train (or resume) the model a config describes; returns the path of the last checkpoint."""
+    """Train (or resume) the model a config describes; returns the path of the last checkpoint.
+
+    A config with `train.lambdas` describes a ladder of fixed-rate models: rung 0 trains from
+    scratch for `steps`, every other rung is fine-tuned from rung 0 for `finetune_steps`; each
+    rung is exported to `<out_dir>/models/<name>-l<i>.pt` (usable with SALCODEC_MODEL_PATH).
+    """
     cfg = load_config(config_path)
+    if "lambdas" in cfg["train"]:
+        return _train_ladder(cfg, init, max_steps)
+    return _train(cfg, init, max_steps)
+
+
+def _train_ladder(cfg: dict, init: Path | None, max_steps: int | None) -> Path:
+    out_dir = Path(cfg["out_dir"])
+    models = out_dir / "models"
+    hparams = {k: v for k, v in cfg["model"].items() if k != "family"}
+    last = out_dir
+    for rung, lmbda in enumerate(cfg["train"]["lambdas"]):
+        exported = models / f"{cfg['name']}-l{rung}.pt"
+        if exported.is_file():
+            continue
+        tcfg = {k: v for k, v in cfg["train"].items() if k != "lambdas"} | {"lambda": lmbda}
+        if rung:
+            tcfg["steps"] = cfg["train"]["finetune_steps"]
+        rung_cfg = cfg | {"name": f"{cfg['name']}-l{rung}", "out_dir": str(out_dir / f"rung{rung}"), "train": tcfg}
+        last = _train(rung_cfg, models / f"{cfg['name']}-l0.pt" if rung else init, max_steps)
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        if state["step"] < tcfg["steps"]:
+            return last  # stopped early (--max-steps): resume later
+        model = build_model(cfg["model"]["family"], **hparams)
+        load_state_resizing_buffers(model, state["model"])
+        export_weights(model.eval(), cfg["model"]["family"], hparams, exported, {"lambda": lmbda, "step": state["step"]})
+    return last
+
+
+def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) -> Path:
     tcfg, mcfg = cfg["train"], cfg["model"]
     ctx = Distributed()
     out_dir = Path(cfg["out_dir"])
@@ -142,7 +176,7 @@ def train(config_path: Path, init: Path | None = None, max_steps: int | None = N
             log.writerow(["step", "wall_s", "lr", "loss", "bpp", "mse", "psnr", "aux"])
 
     total = tcfg["steps"] if max_steps is None else min(tcfg["steps"], step + max_steps)
-    lam = (tcfg["lambda_min"], tcfg["lambda_max"])
+    objective = make_objective(mcfg["family"], tcfg)
     log_every = tcfg.get("log_every", 50)
     running: dict[str, float] = {}
     model.train()
@@ -153,10 +187,8 @@ def train(config_path: Path, init: Path | None = None, max_steps: int | None = N
             lr = learning_rate(tcfg["lr"], step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, _, q = (t.to(ctx.device) for t in sampler.batch(tcfg["batch"]))
-            q0 = torch.round(q.flatten(1).mean(1) * 255) / 255
-            out = net(x, q, q0)
-            terms = rate_distortion_loss(x, out.x_hat, out.y_likelihoods, out.z_likelihoods, q, *lam)
+            x, s, q = (t.to(ctx.device) for t in sampler.batch(tcfg["batch"]))
+            terms = objective(net, x, s, q)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             torch.nn.utils.clip_grad_norm_(main_params, tcfg.get("clip", 1.0))

@@ -13,14 +13,63 @@ def bits(likelihoods: torch.Tensor) -> torch.Tensor:
     return -torch.log(likelihoods).flatten(1).sum(1) / math.log(2)
 
 
-def rate_distortion_loss(x: torch.Tensor, x_hat: torch.Tensor, y_likelihoods: torch.Tensor, z_likelihoods: torch.Tensor,
+def bpp(likelihoods: list[torch.Tensor], pixels: int) -> torch.Tensor:
+    """Per-sample estimated bits per pixel over all coded latents."""
+    return sum(bits(lik) for lik in likelihoods) / pixels
+
+
+def rate_distortion_loss(x: torch.Tensor, x_hat: torch.Tensor, likelihoods: list[torch.Tensor],
                          quality_map: torch.Tensor, lambda_min: float, lambda_max: float) -> dict[str, torch.Tensor]:
     """bpp + 255² · mean(λ(x) · (x - x̂)²), with λ(x) from the quality map (../shared/DESIGN.md)."""
-    pixels = x.shape[-2] * x.shape[-1]
-    bpp = (bits(y_likelihoods) + bits(z_likelihoods)) / pixels
+    rate = bpp(likelihoods, x.shape[-2] * x.shape[-1])
     sq_err = (x - x_hat).pow(2).mean(1, keepdim=True)
     weighted = (lambda_map(quality_map, lambda_min, lambda_max) * sq_err).flatten(1).mean(1)
     mse = sq_err.flatten(1).mean(1)
-    loss = bpp + 255**2 * weighted
-    return {"loss": loss.mean(), "bpp": bpp.mean(), "mse": mse.mean(),
+    loss = rate + 255**2 * weighted
+    return {"loss": loss.mean(), "bpp": rate.mean(), "mse": mse.mean(),
+            "psnr": (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean()}
+
+
+def saliency_weight(saliency: torch.Tensor, mode: str, floor: float = 0.1) -> torch.Tensor | None:
+    """Per-pixel distortion weight from a saliency map (B×1×H×W in [0, 1]).
+
+    'floor': w = ε + (1 − ε)·s, the seed's form (it raises the total weight, hence the rate);
+    'normalised': the same divided by its mean per image, so the total weight — and the rate
+    budget — stays where the unweighted loss puts it; 'none': no weighting.
+    """
+    if mode == "none":
+        return None
+    w = floor + (1 - floor) * saliency
+    if mode == "floor":
+        return w
+    if mode == "normalised":
+        return w / w.flatten(1).mean(1).view(-1, 1, 1, 1)
+    raise ValueError(f"unknown saliency weighting '{mode}' (none, floor, normalised)")
+
+
+def distortion(x: torch.Tensor, x_hat: torch.Tensor, kind: str, weight: torch.Tensor | None = None,
+               alpha: float = 0.84) -> torch.Tensor:
+    """Per-sample distortion: 'mse' (in 8-bit units, 255²·MSE), 'ms-ssim' (1 − MS-SSIM) or
+    'ssim-l1' (α·(1 − SSIM) + (1 − α)·L1, Zhao et al. 2017). `weight` weights the pixelwise terms."""
+    from pytorch_msssim import ms_ssim, ssim
+    w = torch.ones_like(x[:, :1]) if weight is None else weight
+    if kind == "mse":
+        return 255**2 * (w * (x - x_hat).pow(2).mean(1, keepdim=True)).flatten(1).mean(1)
+    if kind == "ms-ssim":
+        if weight is not None:
+            raise ValueError("saliency weighting applies to pixelwise distortions (mse, ssim-l1), not ms-ssim")
+        return 1 - ms_ssim(x, x_hat.clamp(0, 1), data_range=1.0, size_average=False, win_size=7)
+    if kind == "ssim-l1":
+        l1 = (w * (x - x_hat).abs().mean(1, keepdim=True)).flatten(1).mean(1)
+        return alpha * (1 - ssim(x, x_hat.clamp(0, 1), data_range=1.0, size_average=False, win_size=7)) + (1 - alpha) * l1
+    raise ValueError(f"unknown distortion '{kind}' (mse, ms-ssim, ssim-l1)")
+
+
+def fixed_lambda_loss(x: torch.Tensor, x_hat: torch.Tensor, likelihoods: list[torch.Tensor], lmbda: float,
+                      kind: str, weight: torch.Tensor | None, alpha: float = 0.84) -> dict[str, torch.Tensor]:
+    """bpp + λ · d(x, x̂, w): the loss of the fixed-rate (bls2017) variants."""
+    rate = bpp(likelihoods, x.shape[-2] * x.shape[-1])
+    dist = distortion(x, x_hat, kind, weight, alpha)
+    mse = (x - x_hat).pow(2).flatten(1).mean(1)
+    return {"loss": (rate + lmbda * dist).mean(), "bpp": rate.mean(), "mse": mse.mean(),
             "psnr": (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean()}

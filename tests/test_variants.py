@@ -1,0 +1,44 @@
+"""Every bls2017 variant config trains a few steps through the λ ladder and its models code images."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from salcodec.cli import main
+from salcodec.codec import codec
+from salcodec.models.registry import MODEL_PATH_ENV
+from tests.conftest import DATA, REPO
+
+CONFIGS = sorted((REPO / "configs" / "bls2017").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    for src in sorted((DATA / "train" / "bsds500" / "val").glob("*.jpg"))[:3]:
+        shutil.copy(src, folder / src.name)
+    return folder
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_variant_trains_and_codes(config, photos, tmp_path, monkeypatch, kodak_crop):
+    cfg = yaml.safe_load(config.read_text())
+    cfg["out_dir"] = str(tmp_path / "run")
+    cfg["data"] = {"photos": [str(photos)], "max_side": 256}
+    cfg["model"] |= {"N": 16, "M": 24}
+    cfg["train"] |= {"lambdas": cfg["train"]["lambdas"][:2], "steps": 3, "finetune_steps": 2, "batch": 2,
+                     "log_every": 1, "checkpoint_every": 2, "snapshot_every": 1000}
+    path = tmp_path / config.name
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", str(path)]) == 0
+    models = tmp_path / "run" / "models"
+    assert sorted(p.name for p in models.iterdir()) == [f"{cfg['name']}-l0.pt", f"{cfg['name']}-l1.pt"]
+    monkeypatch.setenv(MODEL_PATH_ENV, str(models))
+    saliency = np.zeros(kodak_crop.shape[:2], np.float32)
+    saliency[40:120, 60:200] = 1
+    enc = codec.encode(kodak_crop, 50, saliency, 0.5, f"{cfg['name']}-l1")
+    assert codec.decode(enc.data).shape == kodak_crop.shape
