@@ -1,0 +1,59 @@
+"""End-to-end checks with the shipped default model (the tiny model covers the logic elsewhere)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import salcodec
+from salcodec.cli import main
+from salcodec.codec import bitstream, codec
+from salcodec.eval.metrics import psnr
+from salcodec.models.registry import DEFAULT_MODEL
+from tests.conftest import KODAK
+
+
+@pytest.fixture(scope="module")
+def kodim23() -> np.ndarray:
+    return np.asarray(Image.open(KODAK / "kodim23.png").convert("RGB"))
+
+
+def test_readme_round_trip_and_info(tmp_path, capsys):
+    sgc, png = tmp_path / "k.sgc", tmp_path / "k.png"
+    assert main(["compress", str(KODAK / "kodim23.png"), "-o", str(sgc), "--quality", "50"]) == 0
+    assert main(["decompress", str(sgc), "-o", str(png)]) == 0
+    capsys.readouterr()
+    assert main(["info", str(sgc), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model"] == DEFAULT_MODEL and (info["width"], info["height"]) == (768, 512)
+    assert info["bpp"] == pytest.approx(8 * sgc.stat().st_size / (768 * 512))
+    original = np.asarray(Image.open(KODAK / "kodim23.png").convert("RGB"))
+    assert psnr(original, np.asarray(Image.open(png))) > 27.0
+
+
+def test_rate_grows_with_quality_and_estimate_matches_file(kodim23):
+    results = [codec.encode(kodim23, q, None, 0.0) for q in (10, 50, 90)]
+    rates = [r.bpp for r in results]
+    assert rates[0] < rates[1] < rates[2]
+    for r in results:
+        streams = sum(len(s) for s in bitstream.unpack(r.data).streams)
+        assert abs(8 * streams - r.estimated_bits) <= 0.01 * r.estimated_bits + 2 * 16 * 8
+
+
+@pytest.mark.parametrize("target", [0.25, 0.8])
+def test_bpp_target_is_reached_within_3_percent(kodak_crop, target):
+    enc = salcodec.api.compress_image(kodak_crop, saliency="none", bpp=target)
+    assert abs(enc.bpp - target) <= 0.03 * target
+
+
+def test_saliency_moves_quality_toward_the_salient_region(kodim23):
+    """At equal global quality, a saliency map raises PSNR where it is high and lowers it elsewhere."""
+    sal = np.zeros(kodim23.shape[:2], np.float32)
+    sal[:, :384] = 1.0
+    plain = codec.decode(codec.encode(kodim23, 50, None, 0.0).data)
+    salient = codec.decode(codec.encode(kodim23, 50, sal, 0.5).data)
+    left, right = (slice(None), slice(0, 384)), (slice(None), slice(384, None))
+    assert psnr(kodim23[left], salient[left]) > psnr(kodim23[left], plain[left])
+    assert psnr(kodim23[right], salient[right]) < psnr(kodim23[right], plain[right])
