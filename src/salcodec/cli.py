@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import SalcodecError
+from .models.registry import DEFAULT_MODEL
 
 
 def _read_input(path: str) -> bytes:
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--saliency", default="auto",
                    help="auto (best shipped predictor), none (uniform), a method name, or a map PNG (gray or RGBA alpha)")
     p.add_argument("--strength", type=float, default=0.5, help="how far saliency moves the quality map (0 = uniform)")
-    p.add_argument("--model", default="default-v1", help="shipped model id")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL})")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_compress)
 

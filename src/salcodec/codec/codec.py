@@ -78,7 +78,14 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS) -> np.nd
     """`.sgc` bytes to an H×W×3 uint8 image; refuses files it cannot trust with a SalcodecError."""
     container = bitstream.unpack(data, max_pixels=max_pixels)
     head = container.header
-    model, digest = load_model(head.model_id)
+    try:
+        model, digest = load_model(head.model_id)
+    except SalcodecError as exc:
+        if not str(exc).startswith("unknown model"):
+            raise
+        raise SalcodecError(f"file was made by model '{head.model_id}', which is not installed "
+                            f"({str(exc).split('(', 1)[1].rstrip(')')}); decode it with the salcodec release that "
+                            f"shipped '{head.model_id}'") from None
     if digest != head.digest:
         raise SalcodecError(f"file was made by different weights of model '{head.model_id}' (digest {head.digest.hex()}, installed {digest.hex()})")
     if len(container.streams) != model.n_streams:
