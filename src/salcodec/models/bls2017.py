@@ -11,8 +11,7 @@ Fixed rate: one trained model per λ; `quality` does not apply.
 from __future__ import annotations
 
 import torch
-from compressai.entropy_models import EntropyBottleneck
-from compressai.layers import GDN
+from ._compressai import GDN, EntropyBottleneck
 from torch import nn
 
 from .layers import ForwardOutput, conv, deconv, pad_stream

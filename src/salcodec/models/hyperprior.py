@@ -8,8 +8,7 @@ layers) and is never transmitted; the decoder sees just the global quality q0, o
 from __future__ import annotations
 
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.layers import GDN
+from ._compressai import GDN, EntropyBottleneck, GaussianConditional
 from torch import nn
 
 from .exact import ExactHyperSynthesis
