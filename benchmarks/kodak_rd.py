@@ -21,6 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from salcodec.codec import codec
+from salcodec.codec.bitstream import unpack
 from salcodec.eval import baselines
 from salcodec.eval.metrics import bd_rate, mean_quality_at_rate, psnr
 
@@ -43,7 +44,7 @@ def salcodec_curves(images, model: str, qualities: list[float]) -> dict:
             per_image[name]["bpp"].append(enc.bpp)
             per_image[name]["est_bpp"].append(enc.estimated_bpp)
             per_image[name]["psnr"].append(psnr(img, rec))
-            header_bits = 8 * (len(enc.data) - sum(len(s) for s in codec.read_header(enc.data).streams))
+            header_bits = 8 * (len(enc.data) - sum(len(s) for s in unpack(enc.data).streams))
             stream_bits = 8 * len(enc.data) - header_bits
             worst_gap = max(worst_gap, abs(stream_bits - enc.estimated_bits) / enc.estimated_bits)
     return {"settings": qualities, "per_image": per_image, "worst_stream_vs_estimate": worst_gap}

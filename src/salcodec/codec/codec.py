@@ -65,13 +65,10 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
     tile = TILE_SIDE if x.shape[-2] * x.shape[-1] > TILE_ABOVE_PIXELS else 0
     st = _pad(torch.from_numpy(saliency.astype(np.float32))[None, None], model.stride) if saliency is not None else None
     streams, est_bits = model.compress(x, qt, st, tile)
-    flags = bitstream.FLAG_SPATIAL_QUALITY if saliency is not None and strength != 0 else 0
+    used_saliency = saliency is not None and (strength != 0 or getattr(model, "saliency_input", False))
+    flags = bitstream.FLAG_SPATIAL_QUALITY if used_saliency else 0
     header = bitstream.Header(model_name, digest, h, w, q0_byte(q), flags, tile)
     return Encoded(bitstream.pack(bitstream.Container(header, streams)), h, w, est_bits)
-
-
-def read_header(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS) -> bitstream.Container:
-    return bitstream.unpack(data, max_pixels=max_pixels)
 
 
 def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS) -> np.ndarray:
