@@ -10,7 +10,6 @@ pixels within 2 px of tile borders with the PSNR elsewhere.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile

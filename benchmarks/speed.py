@@ -62,6 +62,7 @@ def worker(codec: str, images: list[Path], model: str) -> dict:
                 dec_t.append(td)
     else:
         import imagecodecs
+
         from salcodec.eval import baselines
         decoders = {"jpeg": imagecodecs.jpeg8_decode, "webp": imagecodecs.webp_decode,
                     "avif": imagecodecs.avif_decode, "jxl": imagecodecs.jpegxl_decode}

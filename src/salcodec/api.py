@@ -8,9 +8,9 @@ from PIL import Image
 
 from .codec import codec
 from .codec.image_io import load_image
-from .saliency.io import load_saliency_map
 from .errors import SalcodecError
 from .models import registry
+from .saliency.io import load_saliency_map
 
 DEFAULT_STRENGTH = 0.5
 

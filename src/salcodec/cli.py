@@ -157,7 +157,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     import shlex
 
     from .eval import report
-    from .eval.run import (DEFAULT_QUALITIES, evaluate, format_summary, parse_entries, summarise, write_csv)
+    from .eval.run import DEFAULT_QUALITIES, evaluate, format_summary, parse_entries, summarise, write_csv
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     models = [m for m in args.models.split(",") if m] if args.models else []

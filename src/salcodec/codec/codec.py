@@ -12,7 +12,6 @@ from ..models.registry import DEFAULT_MODEL, load_model
 from . import bitstream
 from .quality import q0_byte, quality_map, quality_to_q0
 
-
 # Images above this many (padded) pixels are transformed in tiles, which bounds memory; the
 # tile side is written in the container so that the decoder tiles the same way.
 TILE_ABOVE_PIXELS = 1536 * 1536

@@ -50,7 +50,8 @@ def weighted_psnr(a: np.ndarray, b: np.ndarray, saliency: np.ndarray) -> float:
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     """MS-SSIM (pytorch-msssim) on 8-bit RGB; images smaller than 161 px use single-scale SSIM."""
-    from pytorch_msssim import ms_ssim as _ms_ssim, ssim as _ssim
+    from pytorch_msssim import ms_ssim as _ms_ssim
+    from pytorch_msssim import ssim as _ssim
     ta = torch.from_numpy(np.array(a, dtype=np.float32)).permute(2, 0, 1)[None]
     tb = torch.from_numpy(np.array(b, dtype=np.float32)).permute(2, 0, 1)[None]
     if min(a.shape[:2]) > 160:

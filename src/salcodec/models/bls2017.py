@@ -11,9 +11,9 @@ Fixed rate: one trained model per λ; `quality` does not apply.
 from __future__ import annotations
 
 import torch
-from ._compressai import GDN, EntropyBottleneck
 from torch import nn
 
+from ._compressai import GDN, EntropyBottleneck
 from .layers import ForwardOutput, conv, deconv, pad_stream
 from .tiling import tiled
 

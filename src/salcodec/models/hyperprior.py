@@ -8,9 +8,9 @@ layers) and is never transmitted; the decoder sees just the global quality q0, o
 from __future__ import annotations
 
 import torch
-from ._compressai import GDN, EntropyBottleneck, GaussianConditional
 from torch import nn
 
+from ._compressai import GDN, EntropyBottleneck, GaussianConditional
 from .exact import ExactHyperSynthesis
 from .layers import SFT, ForwardOutput, QualityPyramid, conv, deconv, pad_stream
 from .tiling import tiled

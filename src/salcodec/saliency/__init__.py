@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import SalcodecError
 from . import classic
 
+
 @lru_cache(maxsize=1)
 def _learned_predictor():
     from .learned import LearnedPredictor
