@@ -3,11 +3,13 @@
 Read top to bottom: analysis transform g_a(x, q), hyper-analysis h_a(y, q), factorized
 entropy bottleneck for z, hyper-synthesis h_s(z) predicting Gaussian means and scales for y,
 and synthesis g_s(y, q0). The spatial quality map q enters the encoder only (through SFT
-layers) and is never transmitted; the decoder sees just the global quality q0, one byte.
+layers and a per-channel gain on the latents) and is never transmitted; the decoder sees just
+the global quality q0, one byte, which sets its inverse gain and modulates g_s.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._compressai import GDN, EntropyBottleneck, GaussianConditional
@@ -16,6 +18,7 @@ from .layers import SFT, ForwardOutput, QualityPyramid, conv, deconv, pad_stream
 from .tiling import tiled
 
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
+INITIAL_GAIN = 2.0  # latents scaled by e^(±1) at q = 1 / q = 0: about the 67× λ range
 
 
 def scale_table() -> torch.Tensor:
@@ -72,6 +75,11 @@ class QualityMapHyperprior(nn.Module):
             conv(M * 3 // 2, M * 2, 3, 1),
         )
 
+        # gain units (Cui et al. 2021): the quality map scales the latents before quantization, so one
+        # model spans the rate range from the first step; the decoder undoes the gain of the global q0
+        self.gain = nn.Parameter(torch.full((M,), INITIAL_GAIN))
+        self.inverse_gain = nn.Parameter(torch.full((M,), INITIAL_GAIN))
+
         self.g_s = nn.ModuleList([deconv(M, N), deconv(N, N), deconv(N, N), deconv(N, 3)])
         self.g_s_igdn = nn.ModuleList([GDN(N, inverse=True) for _ in range(3)])
         self.g_s_mod = nn.ModuleList([GlobalModulation(N) for _ in range(3)])
@@ -87,7 +95,8 @@ class QualityMapHyperprior(nn.Module):
         h = x
         for i in range(3):
             h = self.g_a_sft[i](self.g_a_gdn[i](self.g_a[i](h)), cond[i])
-        return self.g_a[3](h), cond[3]
+        q16 = F.avg_pool2d(quality_map, 16)
+        return self.g_a[3](h) * torch.exp(self.gain.view(1, -1, 1, 1) * (q16 - 0.5)), cond[3]
 
     def hyper_analysis(self, y: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         h = self.act(self.h_a_sft(self.h_a[0](y), cond))
@@ -119,7 +128,7 @@ class QualityMapHyperprior(nn.Module):
         return super().load_state_dict(*args, **kwargs)
 
     def synthesis(self, y_hat: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
-        h = y_hat
+        h = y_hat * torch.exp(-self.inverse_gain.view(1, -1, 1, 1) * (q0.view(-1, 1, 1, 1) - 0.5))
         for i in range(3):
             h = self.g_s_mod[i](self.g_s_igdn[i](self.g_s[i](h)), q0)
         return self.g_s[3](h)

@@ -141,7 +141,12 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
         step = state["step"]
     elif init is not None:
         blob = torch.load(init, map_location="cpu", weights_only=True)
-        load_state_resizing_buffers(model, {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()})
+        weights = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
+        # a warm start may come from an earlier version of the architecture: new parameters keep their init
+        missing = set(model.state_dict()) - set(weights)
+        load_state_resizing_buffers(model, weights, strict=False)
+        if missing and ctx.main:
+            print(f"warm start from {init}: {len(missing)} new tensors initialised fresh: {sorted(missing)[:6]}")
     model.to(ctx.device)
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
