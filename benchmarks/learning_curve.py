@@ -19,7 +19,9 @@ from PIL import Image
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("snapshots", help="folder of stepNNNNNNN.pt files")
+    ap.add_argument("snapshots", help="folder of stepNNNNNNN.pt files (or of <id>.pt files named stepNNNNNNN.pt)")
+    ap.add_argument("--logs", nargs="*", default=[],
+                    help="training log.csv files, in order (later stages continue the step count): plotted beside")
     ap.add_argument("--kodak", default="../shared/data/kodak")
     ap.add_argument("--images", type=int, default=24)
     ap.add_argument("--qualities", type=float, nargs="+", default=[10, 25, 40, 55, 70, 85])
@@ -56,11 +58,24 @@ def main() -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    fig, axes = plt.subplots(1, 2 if args.logs else 1, figsize=(11 if args.logs else 6, 4), dpi=110, squeeze=False)
+    ax = axes[0, 0]
     ax.plot([r["step"] for r in rows], [r[f"psnr_at_{args.rate}"] for r in rows], marker="o")
     ax.set_xlabel("training steps (batch 8 x 128²)")
     ax.set_ylabel(f"Kodak PSNR-RGB at {args.rate} bpp (dB)")
     ax.grid(alpha=0.3)
+    if args.logs:
+        offset, ax2 = 0, axes[0, 1]
+        for log in args.logs:
+            with open(log) as fh:
+                entries = list(csv.DictReader(fh))
+            steps = [offset + int(e["step"]) for e in entries]
+            ax2.plot(steps, [float(e["psnr"]) for e in entries], lw=0.8, label=f"{Path(log).parent.name}: PSNR")
+            offset = steps[-1] if steps else offset
+        ax2.set_xlabel("training steps, all stages")
+        ax2.set_ylabel("training-crop PSNR (dB, random quality maps)")
+        ax2.grid(alpha=0.3)
+        ax2.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out)
     print(f"wrote {out} and {out.with_suffix('.csv')}")
