@@ -85,11 +85,15 @@ def test_quality_map_formula():
     assert quality_map((2, 2), 0.99, s, strength=1.0).max() == 1.0
 
 
-def test_scale_indexes_match_compressai(rng):
+def test_scale_indexes_pick_the_nearest_table_scale_in_log_domain(rng):
     model, _ = load_model(TINY)
+    table = model.gaussian_conditional.scale_table
     scales = torch.from_numpy(rng.random((1, 24, 8, 8), dtype=np.float32) * 300)
     scales[0, 0, 0, :4] = torch.tensor([0.0, 0.11, 256.0, 1e6])
-    assert torch.equal(model.scale_indexes(scales), model.gaussian_conditional.build_indexes(scales))
+    idx = model.scale_indexes(scales).long()
+    bounded = scales.clamp_min(float(table[0]))
+    expected = (bounded.log()[..., None] - table.log()).abs().argmin(-1)
+    assert torch.equal(idx, expected)
 
 
 def test_tiled_transforms_equal_untiled(rng):

