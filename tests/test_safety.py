@@ -73,10 +73,10 @@ def _salcodec(*args: str) -> subprocess.Popen:
 
 def test_ctrl_c_leaves_no_output(tmp_path):
     big = tmp_path / "big.png"
-    Image.open(KODAK / "kodim23.png").resize((2304, 1536)).save(big)
+    Image.open(KODAK / "kodim23.png").resize((4608, 3072)).save(big)  # long enough to interrupt mid-way
     out = tmp_path / "big.sgc"
     proc = _salcodec("compress", str(big), "-o", str(out), "--model", TINY, "--saliency", "none")
-    time.sleep(4.0)  # imports done, coding under way
+    time.sleep(5.0)  # imports done, coding under way
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     if proc.returncode == 0:
