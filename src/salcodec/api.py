@@ -8,11 +8,10 @@ from PIL import Image
 
 from .codec import codec
 from .codec.image_io import load_image
+from .codec.quality import DEFAULT_STRENGTH
 from .errors import SalcodecError
 from .models import registry
 from .saliency.io import load_saliency_map
-
-DEFAULT_STRENGTH = 0.5
 
 ImageLike = np.ndarray | Image.Image | str | Path
 SaliencyLike = str | Path | np.ndarray | None

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from .codec.quality import DEFAULT_STRENGTH
 from .errors import SalcodecError
 from .models.registry import DEFAULT_MODEL
 
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bpp", type=float, help="target real bits per pixel instead of a quality (within ±3%%)")
     p.add_argument("--saliency", default="auto",
                    help="auto (best shipped predictor), none (uniform), a method name, or a map PNG (gray or RGBA alpha)")
-    p.add_argument("--strength", type=float, default=0.5, help="how far saliency moves the quality map (0 = uniform)")
+    p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="how far saliency moves the quality map (0 = uniform)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL})")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_compress)
@@ -245,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder of images, or a saliency set (images/, maps/)")
     p.add_argument("--saliency", default="none", help="what the encoder gets: none, auto, human or a predictor")
     p.add_argument("--reference", default="auto", help="map defining ROI and weighted metrics: human or a predictor (auto)")
-    p.add_argument("--strength", type=float, default=0.5, help="saliency strength for salcodec curves")
+    p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="saliency strength for salcodec curves")
     p.add_argument("--qualities", type=float, nargs="+", help="salcodec quality settings (default 0 15 ... 100)")
     p.add_argument("--anchor", help="curve label the BD-rates are measured against (default: the last one)")
     p.add_argument("--split", default="all", choices=["all", "val", "train"], help="ids from splits.json of a saliency set")

@@ -11,6 +11,7 @@ from PIL import Image, ImageOps
 from ..errors import SalcodecError
 
 MAX_INPUT_PIXELS = 200_000_000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
 
 

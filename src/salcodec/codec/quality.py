@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+DEFAULT_STRENGTH = 0.5  # γ for saliency-derived maps when the user gives none
 LAMBDA_MIN = 0.0018
 LAMBDA_MAX = 0.12
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..codec.image_io import IMAGE_SUFFIXES
 from ..errors import SalcodecError
 from . import baselines
 from .metrics import bd_rate, mean_quality_at_rate, ms_ssim, psnr, region_psnr, roi_mask, weighted_psnr
@@ -23,7 +24,6 @@ from .metrics import bd_rate, mean_quality_at_rate, ms_ssim, psnr, region_psnr, 
 METRIC_NAMES = ["psnr", "ms_ssim", "weighted_psnr", "roi_psnr", "non_roi_psnr"]
 DEFAULT_QUALITIES = [0, 15, 30, 45, 60, 75, 90, 100]
 RATES = (0.25, 0.5, 1.0)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
 
 
 @dataclass

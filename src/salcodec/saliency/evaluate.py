@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..codec.image_io import IMAGE_SUFFIXES
 from ..errors import SalcodecError
 from . import metrics as M
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def list_ids(data: Path, split: str, splits_file: Path | None) -> list[str]:

@@ -15,10 +15,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..codec.image_io import IMAGE_SUFFIXES
 from ..codec.quality import normalise_saliency
 from ..saliency.classic import spectral_residual_centre
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
 
 
 @dataclass
