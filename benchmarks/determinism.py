@@ -1,6 +1,6 @@
 """Bit-exact decoding across processes and thread counts, on all Kodak images.
 
-    python benchmarks/determinism.py [--model default-v1] [--qualities 10 50 90]
+    python benchmarks/determinism.py [--model NAME] [--qualities 10 50 90] [--images kodim05.png ...]
 
 Encodes every image at every quality in one process with 2 threads and in another with 1
 thread, then decodes each set of files in a third and fourth process with the other thread
@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 
-def worker(mode: str, threads: int, model: str, kodak: Path, qualities: list[float], folder: Path) -> None:
+def worker(mode: str, threads: int, model: str, images: list[Path], qualities: list[float], folder: Path) -> None:
     import numpy as np
     import torch
     from PIL import Image
@@ -25,7 +25,7 @@ def worker(mode: str, threads: int, model: str, kodak: Path, qualities: list[flo
     from salcodec.codec import codec
     torch.set_num_threads(threads)
     digests = {}
-    for path in sorted(kodak.glob("*.png")):
+    for path in images:
         for q in qualities:
             name = f"{path.stem}_q{q:g}.sgc"
             if mode == "encode":
@@ -41,21 +41,29 @@ def worker(mode: str, threads: int, model: str, kodak: Path, qualities: list[flo
 def run(mode: str, threads: int, args, folder: Path) -> dict:
     cmd = [sys.executable, __file__, "--worker", mode, "--threads", str(threads), "--model", args.model,
            "--kodak", args.kodak, "--folder", str(folder), "--qualities", *map(str, args.qualities)]
+    if args.images:
+        cmd += ["--images", *args.images]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="default-v1")
+    ap.add_argument("--model", default=None, help="model id (default: the shipped default)")
     ap.add_argument("--kodak", default="../shared/data/kodak")
     ap.add_argument("--qualities", type=float, nargs="+", default=[10, 50, 90])
+    ap.add_argument("--images", nargs="+", help="file names inside --kodak (default: all 24)")
     ap.add_argument("--worker", choices=["encode", "decode"], help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.model is None:
+        from salcodec.models.registry import DEFAULT_MODEL
+        args.model = DEFAULT_MODEL
     if args.worker:
-        worker(args.worker, args.threads, args.model, Path(args.kodak), args.qualities, Path(args.folder))
+        kodak = Path(args.kodak)
+        images = [kodak / name for name in args.images] if args.images else sorted(kodak.glob("*.png"))
+        worker(args.worker, args.threads, args.model, images, args.qualities, Path(args.folder))
         return
     with tempfile.TemporaryDirectory() as tmp:
         a, b = Path(tmp) / "a", Path(tmp) / "b"
@@ -66,7 +74,7 @@ def main() -> None:
     n = len(files_a)
     same_files = sum(files_a[k] == files_b[k] for k in files_a)
     same_pixels = sum(pixels_a[k] == pixels_b[k] for k in pixels_a)
-    print(f"model {args.model}: {n} files (24 Kodak images x {len(args.qualities)} qualities)")
+    print(f"model {args.model}: {n} files ({n // len(args.qualities)} Kodak images x {len(args.qualities)} qualities)")
     print(f"encoded with 2 threads vs 1 thread, separate processes: {same_files}/{n} files byte-identical")
     print(f"decoded with 1 thread vs 2 threads, separate processes: {same_pixels}/{n} images pixel-identical")
     sys.exit(0 if same_files == n and same_pixels == n else 1)

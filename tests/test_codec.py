@@ -16,9 +16,10 @@ def test_entropy_decoded_latents_equal_encoder_latents(rng):
     model, _ = load_model(TINY)
     x = torch.from_numpy(rng.random((1, 3, 128, 192), dtype=np.float32))
     q = torch.full((1, 1, 128, 192), 0.7)
-    streams, _ = model.compress(x, q)
+    q0 = torch.tensor([0.7])
+    streams, _ = model.compress(x, q, q0)
     with torch.inference_mode():
-        y, z = model.analysis(x, q)
+        y, z = model.analysis(x, q, q0)
         z_hat = model.entropy_bottleneck.quantize(z, "dequantize", model.entropy_bottleneck._get_medians())
         _, means = model.hyper_synthesis(z_hat)
         expected = torch.round(y - means) + means
@@ -102,8 +103,8 @@ def test_tiled_transforms_equal_untiled(rng):
     x = torch.from_numpy(rng.random((1, 3, 384, 640), dtype=np.float32))
     q = torch.from_numpy(rng.random((1, 1, 384, 640), dtype=np.float32))
     with torch.inference_mode():
-        y, cond = model.analysis_transform(x, q)
-        y_t, cond_t = tiled(lambda t: model.analysis_transform(t[:, :3], t[:, 3:]), torch.cat([x, q], 1), 256,
+        y, cond = model.analysis_transform(x, q, torch.tensor([0.5]))
+        y_t, cond_t = tiled(lambda t: model.analysis_transform(t[:, :3], t[:, 3:], torch.tensor([0.5])), torch.cat([x, q], 1), 256,
                             model.ANALYSIS_HALO, 1 / 16)
         x_hat = model.synthesis(torch.round(y), torch.tensor([0.5]))
         (x_hat_t,) = tiled(lambda t: (model.synthesis(t, torch.tensor([0.5])),), torch.round(y), 16,

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,6 +54,17 @@ def test_bpp_target_is_reached_within_3_percent(kodak_crop):
         assert abs(enc.bpp - target) <= 0.03 * target, (target, enc.bpp)
     with pytest.raises(salcodec.SalcodecError, match="below this model's lowest rate"):
         salcodec.api.compress_image(kodak_crop, saliency="none", bpp=low / 3)
+
+
+def test_pixels_identical_whatever_the_thread_count():
+    """Encode with 2 threads and with 1, decode each file with the other count, all in separate
+    processes: the files and the decoded pixels must be identical (benchmarks/determinism.py
+    does all 24 Kodak images at three qualities)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "determinism.py"
+    out = subprocess.run([sys.executable, str(script), "--kodak", str(KODAK), "--images", "kodim05.png", "kodim23.png",
+                          "--qualities", "20", "80"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "4/4 files byte-identical" in out.stdout and "4/4 images pixel-identical" in out.stdout
 
 
 @pytest.mark.xfail(strict=True, reason="default-v1 does not yet follow spatial quality maps: its SFT layers "

@@ -67,3 +67,22 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
     check = json.loads((tmp_path / "run" / "ddp_check.json").read_text())
     assert check == {"step": 6, "world_size": 2, "identical_weights": True}
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["world_size"] == 2
+
+
+def test_a_non_finite_batch_is_skipped_and_never_saved(tmp_path, monkeypatch):
+    from salcodec.train import objectives
+    original = objectives.QualityMapObjective.__call__
+    calls = {"n": 0}
+
+    def poisoned(self, net, x, s, q):
+        calls["n"] += 1
+        if calls["n"] == 3:  # one batch whose loss (hence gradient) is NaN
+            x = x * float("nan")
+        return original(self, net, x, s, q)
+
+    monkeypatch.setattr(objectives.QualityMapObjective, "__call__", poisoned)
+    assert main(["train", "--config", tiny_config(tmp_path, steps=10)]) == 0
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert state["step"] == 10
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert read_log(tmp_path)[-1]["skipped"] == "1"

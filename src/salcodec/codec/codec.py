@@ -1,6 +1,8 @@
 """Image <-> `.sgc` bytes with a shipped model: padding, quality maps, containers, rate control."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +18,23 @@ from .quality import q0_byte, quality_map, quality_to_q0
 # tile side is written in the container so that the decoder tiles the same way.
 TILE_ABOVE_PIXELS = 1536 * 1536
 TILE_SIDE = 768
+
+
+@contextmanager
+def thread_invariant_kernels() -> Iterator[None]:
+    """Context in which the transforms give the same floats whatever the thread count.
+
+    oneDNN (mkldnn) picks its convolution blocking by thread count, so a file decoded with one
+    thread and with two differed in a few pixels. PyTorch's native convolutions (im2col and a
+    GEMM split over output blocks) do not depend on it; benchmarks/determinism.py checks this
+    on all Kodak images and benchmarks/speed.py measures what it costs.
+    """
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
 
 
 @dataclass
@@ -63,10 +82,12 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
     qt = _pad(torch.from_numpy(q)[None, None], model.stride)
     tile = TILE_SIDE if x.shape[-2] * x.shape[-1] > TILE_ABOVE_PIXELS else 0
     st = _pad(torch.from_numpy(saliency.astype(np.float32))[None, None], model.stride) if saliency is not None else None
-    streams, est_bits = model.compress(x, qt, st, tile)
+    q0 = q0_byte(q)
+    with thread_invariant_kernels():
+        streams, est_bits = model.compress(x, qt, torch.tensor([q0 / 255.0]), st, tile)
     used_saliency = saliency is not None and (strength != 0 or getattr(model, "saliency_input", False))
     flags = bitstream.FLAG_SPATIAL_QUALITY if used_saliency else 0
-    header = bitstream.Header(model_name, digest, h, w, q0_byte(q), flags, tile)
+    header = bitstream.Header(model_name, digest, h, w, q0, flags, tile)
     return Encoded(bitstream.pack(bitstream.Container(header, streams)), h, w, est_bits)
 
 
@@ -89,7 +110,8 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS) -> np.nd
     stride = model.stride
     padded = (head.height + (-head.height) % stride, head.width + (-head.width) % stride)
     try:
-        x_hat = model.decompress(container.streams, padded, torch.tensor([head.q0 / 255.0]), head.tile)
+        with thread_invariant_kernels():
+            x_hat = model.decompress(container.streams, padded, torch.tensor([head.q0 / 255.0]), head.tile)
     except (RuntimeError, ValueError) as exc:
         raise SalcodecError(f"corrupt file (entropy decoding failed: {exc})") from None
     out = x_hat[0, :, : head.height, : head.width].mul(255).round_().to(torch.uint8)

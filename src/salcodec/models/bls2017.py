@@ -69,8 +69,8 @@ class FactorizedPrior(nn.Module):
         self.entropy_bottleneck.update(force=True, update_quantiles=True)
 
     @torch.inference_mode()
-    def compress(self, x: torch.Tensor, quality_map: torch.Tensor | None = None, saliency: torch.Tensor | None = None,
-                 tile: int = 0) -> tuple[list[bytes], float]:
+    def compress(self, x: torch.Tensor, quality_map: torch.Tensor | None = None, q0: torch.Tensor | None = None,
+                 saliency: torch.Tensor | None = None, tile: int = 0) -> tuple[list[bytes], float]:
         """The [y] stream and its estimated bits; the quality map does not apply to a fixed-rate model."""
         inp = self._encoder_input(x, saliency)
         (y,) = tiled(lambda t: (self.g_a(t),), inp, tile, self.ANALYSIS_HALO, 1 / 16) if tile else (self.g_a(inp),)

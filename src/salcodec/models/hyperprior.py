@@ -3,13 +3,15 @@
 Read top to bottom: analysis transform g_a(x, q), hyper-analysis h_a(y, q), factorized
 entropy bottleneck for z, hyper-synthesis h_s(z) predicting Gaussian means and scales for y,
 and synthesis g_s(y, q0). The spatial quality map q enters the encoder only (through SFT
-layers and a per-channel gain on the latents) and is never transmitted; the decoder sees just
-the global quality q0, one byte, which sets its inverse gain and modulates g_s.
+layers) and is never transmitted; the global quality q0 = mean q, one byte in the file, sets a
+per-channel gain on the latents that the decoder inverts exactly, and modulates g_s. The gain
+follows q0, not the local q, because the decoder can only undo what it knows: a gain that
+followed the map would leave the decoder rescaling salient latents wrongly, and the encoder
+learned to cancel it, which made the first model deaf to q.
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ._compressai import GDN, EntropyBottleneck, GaussianConditional
@@ -89,23 +91,23 @@ class QualityMapHyperprior(nn.Module):
         self._exact_h_s: ExactHyperSynthesis | None = None
 
     # -- transforms -------------------------------------------------------------------------
-    def analysis_transform(self, x: torch.Tensor, quality_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """g_a: image and quality map to latents y, plus the quality features h_a needs (both at stride 16)."""
+    def analysis_transform(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """g_a: image, quality map and global quality to latents y, plus the quality features h_a
+        needs (both at stride 16)."""
         cond = self.quality_pyramid(quality_map)
         h = x
         for i in range(3):
             h = self.g_a_sft[i](self.g_a_gdn[i](self.g_a[i](h)), cond[i])
-        q16 = F.avg_pool2d(quality_map, 16)
-        return self.g_a[3](h) * torch.exp(self.gain.view(1, -1, 1, 1) * (q16 - 0.5)), cond[3]
+        return self.g_a[3](h) * torch.exp(self.gain.view(1, -1, 1, 1) * (q0.view(-1, 1, 1, 1) - 0.5)), cond[3]
 
     def hyper_analysis(self, y: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         h = self.act(self.h_a_sft(self.h_a[0](y), cond))
         h = self.act(self.h_a[1](h))
         return self.h_a[2](h)
 
-    def analysis(self, x: torch.Tensor, quality_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """g_a and h_a: image and quality map to latents y and hyper-latents z."""
-        y, cond = self.analysis_transform(x, quality_map)
+    def analysis(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """g_a and h_a: image and quality maps to latents y and hyper-latents z."""
+        y, cond = self.analysis_transform(x, quality_map, q0)
         return y, self.hyper_analysis(y, cond)
 
     def hyper_synthesis(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,7 +138,7 @@ class QualityMapHyperprior(nn.Module):
     # -- training ---------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> ForwardOutput:
         """Mixed quantization (Minnen & Singh 2020): noise for the rate, rounding for the decoder."""
-        y, z = self.analysis(x, quality_map)
+        y, z = self.analysis(x, quality_map, q0)
         _, z_likelihoods = self.entropy_bottleneck(z)
         z_offset = self.entropy_bottleneck._get_medians()
         z_hat = ste_round(z - z_offset) + z_offset
@@ -164,19 +166,20 @@ class QualityMapHyperprior(nn.Module):
         return torch.bucketize(scales, boundaries, right=False).int()
 
     @torch.inference_mode()
-    def compress(self, x: torch.Tensor, quality_map: torch.Tensor, saliency: torch.Tensor | None = None,
+    def compress(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor, saliency: torch.Tensor | None = None,
                  tile: int = 0) -> tuple[list[bytes], float]:
-        """x: 1×3×H×W in [0, 1], H and W multiples of `stride`; `tile` > 0 bounds memory (see tiling.py).
-        The saliency map reaches this model through the quality map only.
+        """x: 1×3×H×W in [0, 1], H and W multiples of `stride`; q0 the global quality the file
+        header carries; `tile` > 0 bounds memory (see tiling.py). The saliency map reaches this
+        model through the quality map only.
 
         Returns the [y, z] streams and the estimated bits (-Σ log2 p of the coded symbols),
         which the tests compare with the real stream sizes.
         """
         if tile:
-            y, cond = tiled(lambda t: self.analysis_transform(t[:, :3], t[:, 3:]), torch.cat([x, quality_map], 1),
+            y, cond = tiled(lambda t: self.analysis_transform(t[:, :3], t[:, 3:], q0), torch.cat([x, quality_map], 1),
                             tile, self.ANALYSIS_HALO, 1 / 16)
         else:
-            y, cond = self.analysis_transform(x, quality_map)
+            y, cond = self.analysis_transform(x, quality_map, q0)
         z = self.hyper_analysis(y, cond)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])

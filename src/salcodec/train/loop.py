@@ -165,6 +165,9 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
     def save() -> None:
         if not ctx.main:
             return
+        if not all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point()):
+            print(f"warning: weights are not finite at step {step}; {last} keeps the last good state")
+            return
         tmp = last.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "aux_optimizer": aux_optimizer.state_dict(), "sampler_rng": sampler.rng.bit_generator.state,
@@ -178,12 +181,13 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
         log_file = log_path.open("a", newline="")
         log = csv.writer(log_file)
         if new_log:
-            log.writerow(["step", "wall_s", "lr", "loss", "bpp", "mse", "psnr", "aux"])
+            log.writerow(["step", "wall_s", "lr", "loss", "bpp", "mse", "psnr", "aux", "skipped"])
 
     total = tcfg["steps"] if max_steps is None else min(tcfg["steps"], step + max_steps)
     objective = make_objective(mcfg["family"], tcfg)
     log_every = tcfg.get("log_every", 50)
     running: dict[str, float] = {}
+    skipped, max_skipped = 0, tcfg.get("max_skipped_steps", 100)
     model.train()
     start = time.time()
     bar = tqdm(total=total, initial=step, desc=cfg.get("name", "train"), dynamic_ncols=True, disable=not ctx.main)
@@ -196,12 +200,21 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
             terms = objective(net, x, s, q)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(main_params, tcfg.get("clip", 1.0))
+            grad_norm = torch.nn.utils.clip_grad_norm_(main_params, tcfg.get("clip", 1.0))
+            # a rare batch with a non-finite gradient would poison Adam's moments for good: skip it
+            # (every rank sees the same all-reduced gradient, so all ranks skip together)
+            if not torch.isfinite(grad_norm):
+                skipped += 1
+                if skipped > max_skipped:
+                    raise SalcodecError(f"training diverged: {skipped} steps with non-finite loss or gradients "
+                                        f"(last at step {step}); lower the learning rate or resume from a snapshot")
+                continue
             optimizer.step()
             aux = model.aux_loss()  # a function of the (identical) weights alone: no sync needed
             aux_optimizer.zero_grad(set_to_none=True)
-            aux.backward()
-            aux_optimizer.step()
+            if torch.isfinite(aux):
+                aux.backward()
+                aux_optimizer.step()
             step += 1
             bar.update(1)
 
@@ -211,7 +224,8 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
             if step % log_every == 0:
                 avg = {k: v / log_every for k, v in running.items()}
                 if log is not None:
-                    log.writerow([step, round(time.time() - start, 1), lr] + [round(avg[k], 5) for k in ("loss", "bpp", "mse", "psnr", "aux")])
+                    log.writerow([step, round(time.time() - start, 1), lr]
+                                 + [round(avg[k], 5) for k in ("loss", "bpp", "mse", "psnr", "aux")] + [skipped])
                     log_file.flush()
                 bar.set_postfix(bpp=f"{avg['bpp']:.3f}", psnr=f"{avg['psnr']:.2f}", loss=f"{avg['loss']:.3f}")
                 running = {}
