@@ -5,8 +5,12 @@ import csv
 import json
 import re
 import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from salcodec.cli import main
@@ -23,14 +27,14 @@ def test_eval_writes_csv_json_plots_and_html(tmp_path, capsys):
         img.crop((0, 0, 192, 160)).save(data / "images" / f"{image_id}.png")
         Image.open(src / "maps" / f"{image_id}.png").crop((0, 0, 192, 160)).save(data / "maps" / f"{image_id}.png")
     out = tmp_path / "out"
-    args = ["eval", "--models", f"{TINY}:none,{TINY}:human", "--codecs", "jpeg,webp", "--data", str(data),
+    args = ["eval", "--models", f"{TINY}:none,{TINY}:human", "--codecs", "jpeg,webp,avif,jxl", "--data", str(data),
             "--reference", "human", "--qualities", "0", "30", "60", "100", "--anchor", "jpeg", "--out-dir", str(out)]
     assert main(args) == 0
     assert "BD-rate" in capsys.readouterr().out
 
     with (out / "per_image.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 2 * (4 + 4 + 9 + 9)
+    assert len(rows) == 2 * (4 + 4 + 9 + 9 + 9 + 8)  # two model entries, then the codec ladders
     for row in rows:
         size_bits = float(row["bpp"]) * 192 * 160
         assert size_bits > 0 and np.isfinite(float(row["psnr"]))
@@ -42,4 +46,23 @@ def test_eval_writes_csv_json_plots_and_html(tmp_path, capsys):
     assert len(sources) >= 5 + 2 * 10
     for src in sources:
         assert Image.open(out / src).size[0] > 0
+    loaded = load_in_browser(out / "report.html")
+    assert loaded == (len(sources), 0), loaded  # (images on the page, images that failed to load)
     shutil.rmtree(out)
+
+
+def load_in_browser(page: Path) -> tuple[int, int]:
+    """Open a page in headless Chromium; return the image counts the page's own script recorded."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("headless Chromium is not installed (scripts/test.sh installs Debian's chromium where it can)")
+    with tempfile.TemporaryDirectory() as profile:
+        out = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                              f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                             capture_output=True, text=True, timeout=120)
+    body = re.search(r"<body[^>]*>", out.stdout)
+    assert body, out.stderr[-2000:]
+    counts = re.search(r'data-images="(\d+)" data-broken="(\d+)"', body.group(0))
+    assert counts, body.group(0)
+    return int(counts.group(1)), int(counts.group(2))

@@ -14,10 +14,11 @@ from ..models.registry import DEFAULT_MODEL, load_model
 from . import bitstream
 from .quality import q0_byte, quality_map, quality_to_q0
 
-# Images above this many (padded) pixels are transformed in tiles, which bounds memory; the
-# tile side is written in the container so that the decoder tiles the same way.
-TILE_ABOVE_PIXELS = 1536 * 1536
-TILE_SIDE = 768
+# Images above this many (padded) pixels are transformed in tiles, which bounds memory: the
+# native convolutions unfold their input (im2col), about 600 MB for the second layer at this
+# size. The tile side is written in the container so that the decoder tiles the same way.
+TILE_ABOVE_PIXELS = 1024 * 768
+TILE_SIDE = 512
 
 
 @contextmanager

@@ -92,6 +92,10 @@ def write_html(summary: dict, plots: list[Path], figures: list[dict], command: s
             parts.append(f"<figure><img src='{esc(t['file'])}' alt='{esc(t['title'])}'>"
                          f"<figcaption>{esc(t['title'])} {esc(t['sub'])}</figcaption></figure>")
         parts.append("</div>")
+    # after loading, the page records how many of its images failed, so a headless browser can check it
+    parts.append("<script>addEventListener('load', () => { const imgs = [...document.images];"
+                 " document.body.dataset.images = imgs.length;"
+                 " document.body.dataset.broken = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length; });</script>")
     parts.append("</body></html>")
     path = out_dir / "report.html"
     path.write_text("\n".join(parts))

@@ -26,8 +26,8 @@ class FactorizedPrior(nn.Module):
     stride = 16
     n_streams = 1
     variable_rate = False
-    ANALYSIS_HALO = 128
-    SYNTHESIS_HALO = 128
+    ANALYSIS_HALO = 64  # g_a sees 30 px to each side, 42 px when dilated
+    SYNTHESIS_HALO = 64  # g_s reaches about 2 latents to each side
 
     def __init__(self, N: int = 64, M: int = 96, saliency_input: bool = False, dilated: bool = False):
         super().__init__()

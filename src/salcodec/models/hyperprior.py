@@ -55,8 +55,8 @@ class QualityMapHyperprior(nn.Module):
     stride = 64  # total downsampling of y (16) times that of z (4)
     n_streams = 2
     variable_rate = True
-    ANALYSIS_HALO = 128  # pixels; wider than g_a's receptive field (61 px) and the quality pyramid's
-    SYNTHESIS_HALO = 128  # pixels (8 latents); g_s reaches about 2 latents
+    ANALYSIS_HALO = 64  # pixels; g_a sees 30 px to each side (61 px wide), the quality pyramid 15
+    SYNTHESIS_HALO = 64  # pixels (4 latents); g_s reaches about 2 latents to each side
 
     def __init__(self, N: int = 128, M: int = 192, cond: int = 32):
         super().__init__()
