@@ -205,6 +205,9 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
             # (every rank sees the same all-reduced gradient, so all ranks skip together)
             if not torch.isfinite(grad_norm):
                 skipped += 1
+                if ctx.main:
+                    tqdm.write(f"step {step}: skipped a batch (loss {terms['loss'].item():.4g}, "
+                               f"bpp {terms['bpp'].item():.4g}, gradient norm {grad_norm.item()})")
                 if skipped > max_skipped:
                     raise SalcodecError(f"training diverged: {skipped} steps with non-finite loss or gradients "
                                         f"(last at step {step}); lower the learning rate or resume from a snapshot")
