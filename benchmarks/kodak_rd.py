@@ -24,6 +24,7 @@ from salcodec.codec import codec
 from salcodec.codec.bitstream import unpack
 from salcodec.eval import baselines
 from salcodec.eval.metrics import bd_rate, mean_quality_at_rate, psnr
+from salcodec.models.registry import DEFAULT_MODEL
 
 RATES = (0.25, 0.5, 1.0)
 DEFAULT_QUALITIES = [0, 15, 30, 45, 60, 75, 90, 100]
@@ -79,7 +80,7 @@ def fmt(v: float | None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/kodak", help="folder of test images")
-    ap.add_argument("--model", default="default-v1")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--model-path", help="extra folder of <model>.pt files (e.g. training snapshots)")
     ap.add_argument("--qualities", type=float, nargs="+", default=DEFAULT_QUALITIES)
     ap.add_argument("--bd-anchor", action="append", choices=sorted(baselines.CODECS), default=None,

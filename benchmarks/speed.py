@@ -1,6 +1,6 @@
 """Encode and decode speed and peak memory on Kodak: salcodec, CompressAI's hyperprior, classic codecs.
 
-    python benchmarks/speed.py [--images 24] [--model default-v1]
+    python benchmarks/speed.py [--images 24] [--model NAME]
 
 Every codec runs in its own warm process (imports and model loading done before timing) over
 the images; the table gives median seconds per image and that process's peak RSS. The
@@ -94,9 +94,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kodak", default="../shared/data/kodak")
     ap.add_argument("--images", type=int, default=24)
-    ap.add_argument("--model", default="default-v1")
+    ap.add_argument("--model", default=None, help="model id (default: the shipped default)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.model is None:
+        from salcodec.models.registry import DEFAULT_MODEL
+        args.model = DEFAULT_MODEL
     images = sorted(Path(args.kodak).glob("*.png"))[: args.images]
     if args.worker:
         print(json.dumps(worker(args.worker, images, args.model)))

@@ -1,4 +1,4 @@
-"""Long fuzz run of the decoder: `python fuzz/run.py --inputs 100000 [--model default-v1]`.
+"""Long fuzz run of the decoder: `python fuzz/run.py --inputs 100000 [--model NAME]`.
 
 Seeds are real .sgc files made from Kodak crops by the chosen model; every input is a mutant
 (fuzz/mutations.py). A result is fine when decode returns an image or raises SalcodecError with a
@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fuzz.mutations import mutate  # noqa: E402
 from salcodec.codec import codec  # noqa: E402
 from salcodec.errors import SalcodecError  # noqa: E402
+from salcodec.models.registry import DEFAULT_MODEL  # noqa: E402
 
 
 def make_seeds(model: str, kodak: Path) -> list[bytes]:
@@ -36,7 +37,7 @@ def make_seeds(model: str, kodak: Path) -> list[bytes]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--inputs", type=int, default=100_000)
-    ap.add_argument("--model", default="default-v1")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kodak", default="../shared/data/kodak")
     ap.add_argument("--max-pixels", type=int, default=1 << 18, help="decoder pixel limit while fuzzing (seeds are far smaller)")

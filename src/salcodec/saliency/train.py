@@ -134,7 +134,7 @@ def train_saliency(config_path: Path, max_steps: int | None = None) -> Path:
                 step += 1
                 bar.update(1)
                 for k, v in {"loss": loss, **terms}.items():
-                    running[k] = running.get(k, 0.0) + float(v)
+                    running[k] = running.get(k, 0.0) + v.item()
                 if step % tcfg.get("val_every", 500) == 0 or step == total:
                     n = max(1, step % tcfg.get("val_every", 500) or tcfg.get("val_every", 500))
                     val = {name: validate(net, data) for name, data in val_sets.items()}
