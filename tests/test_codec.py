@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from salcodec.codec import bitstream, codec
-from salcodec.codec.quality import quality_map
+from salcodec.codec.quality import q0_byte, quality_map
 from salcodec.errors import SalcodecError
 from salcodec.models.registry import load_model
 from tests.conftest import TINY
@@ -81,9 +81,10 @@ def test_estimated_rate_matches_stream_size(kodak_crop):
 def test_quality_map_formula():
     s = np.array([[0.0, 1.0], [0.5, 0.5]], np.float32)
     q = quality_map((2, 2), 0.5, s, strength=0.4)
-    np.testing.assert_allclose(q, 0.5 + 0.4 * (s - s.mean()), atol=1e-6)
+    np.testing.assert_allclose(q, 0.5 - 0.4 * (1 - s), atol=1e-6)  # the most salient pixel keeps q0
+    assert q0_byte(q) == round(255 * 0.5)
     assert np.all(quality_map((2, 2), 0.3) == np.float32(0.3))
-    assert quality_map((2, 2), 0.99, s, strength=1.0).max() == 1.0
+    assert quality_map((2, 2), 0.2, s, strength=1.0).min() == 0.0
 
 
 def test_scale_indexes_pick_the_nearest_table_scale_in_log_domain(rng):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from pathlib import Path
 
 import torch
 import yaml
@@ -86,3 +87,39 @@ def test_a_non_finite_batch_is_skipped_and_never_saved(tmp_path, monkeypatch):
     assert state["step"] == 10
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
     assert read_log(tmp_path)[-1]["skipped"] == "1"
+
+
+def test_sigterm_stops_training_and_saves_the_state(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    config = tiny_config(tmp_path, steps=100_000)
+    cfg = yaml.safe_load(open(config))
+    cfg["train"] |= {"checkpoint_every": 10**9, "snapshot_every": 10**9}  # only a save on exit can write last.pt
+    Path(config).write_text(yaml.safe_dump(cfg))
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "salcodec", "train", "--config", config], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "run" / "log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.is_file() and len(log.read_text().splitlines()) >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert state["step"] >= 10  # the state was saved where the signal stopped it
+
+
+def test_exported_weights_keep_constant_buffers_exact(tmp_path):
+    """fp16 export applies to learned parameters only: a likelihood bound of 1e-9 flushed to zero
+    gave infinite rates (and NaN gradients when training resumed from such a file)."""
+    from salcodec.models.registry import build_model, export_weights
+    model = build_model("quality-map-hyperprior", N=16, M=24).eval()
+    export_weights(model, "quality-map-hyperprior", {"N": 16, "M": 24}, tmp_path / "w.pt")
+    state = torch.load(tmp_path / "w.pt", weights_only=True)["state_dict"]
+    for name in ("entropy_bottleneck.likelihood_lower_bound.bound", "gaussian_conditional.likelihood_lower_bound.bound",
+                 "g_a_gdn.0.beta_reparam.pedestal"):
+        assert state[name].dtype == torch.float32 and state[name].item() > 0, name
+    assert state["g_a.0.weight"].dtype == torch.float16

@@ -8,7 +8,7 @@ Layout (all integers big-endian; full description in docs/bitstream.md):
     digest      8  first 8 bytes of SHA-256 over the decoder's weights
     height      4
     width       4
-    q0          1  global quality byte, round(255 · mean q); the spatial map is never sent
+    q0          1  quality byte, round(255 · max q); the spatial map is never sent
     flags       1  bit 0: the encoder was given a saliency map (informational)
     tile        2  tile side in pixels of the tiled transforms (0: untiled); a multiple of 64 in 256-8192
     streams     2  number of entropy-coded streams

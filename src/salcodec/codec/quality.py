@@ -4,10 +4,13 @@ quality map q(x) in [0, 1]: what the encoder is told. From the user's --quality 
 we take the global level q0 = quality / 100. With a saliency map s and a strength γ:
 
     s̃ = (s - min s) / (max s - min s)          (per image)
-    q(x) = clip(q0 + γ · (s̃(x) - mean s̃), 0, 1)
+    q(x) = clip(q0 - γ · (1 - s̃(x)), 0, 1)
 
-so γ = 0 is the uniform map and the mean of q stays near q0 (it moves bits, it does not
-add them). The λ map is λ(x) = λ_min · (λ_max / λ_min) ** q(x).
+so γ = 0 is the uniform map, the most salient pixels keep the quality asked for, and the rest
+is coded at lower quality: saliency takes bits from where people do not look (the README's
+comparisons are at equal real bpp). The decoder gets max q, one byte, which sets the
+quantization precision of the latents; the encoder alone lowers the quality below it. The λ
+map is λ(x) = λ_min · (λ_max / λ_min) ** q(x).
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ def quality_map(shape: tuple[int, int], q0: float, saliency: np.ndarray | None =
     if saliency is None or strength == 0.0:
         return np.full(shape, q0, dtype=np.float32)
     s = normalise_saliency(saliency)
-    return np.clip(q0 + strength * (s - s.mean()), 0.0, 1.0).astype(np.float32)
+    return np.clip(q0 - strength * (1.0 - s), 0.0, 1.0).astype(np.float32)
 
 
 def lambda_map(q: torch.Tensor, lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX) -> torch.Tensor:
@@ -45,5 +48,6 @@ def lambda_map(q: torch.Tensor, lambda_min: float = LAMBDA_MIN, lambda_max: floa
 
 
 def q0_byte(q: np.ndarray | torch.Tensor) -> int:
-    """The one byte of global quality sent to the decoder: round(255 · mean q)."""
-    return int(round(255 * float(q.mean())))
+    """The one byte of quality sent to the decoder: round(255 · max q), the highest quality
+    anywhere in the map, which sets the precision of the latents."""
+    return int(round(255 * float(q.max())))

@@ -3,8 +3,9 @@
 Read top to bottom: analysis transform g_a(x, q), hyper-analysis h_a(y, q), factorized
 entropy bottleneck for z, hyper-synthesis h_s(z) predicting Gaussian means and scales for y,
 and synthesis g_s(y, q0). The spatial quality map q enters the encoder only (through SFT
-layers) and is never transmitted; the global quality q0 = mean q, one byte in the file, sets a
-per-channel gain on the latents that the decoder inverts exactly, and modulates g_s. The gain
+layers) and is never transmitted; q0 = max q, one byte in the file, sets a per-channel gain
+on the latents (their quantization precision) that the decoder inverts exactly, and modulates
+g_s. Where q is below q0 the encoder alone spends fewer bits, through the SFT layers. The gain
 follows q0, not the local q, because the decoder can only undo what it knows: a gain that
 followed the map would leave the decoder rescaling salient latents wrongly, and the encoder
 learned to cancel it, which made the first model deaf to q.

@@ -45,9 +45,12 @@ def export_weights(model: nn.Module, family: str, hparams: dict, path: Path, met
 
     The tables are integers stored in the file, so every machine codes with the same ones.
     """
-    model.load_state_dict({k: (v.half().float() if v.is_floating_point() else v) for k, v in model.state_dict().items()})
+    # only the learned parameters go to fp16: buffers hold constants such as the likelihood
+    # lower bound (1e-9) and GDN's pedestal (2^-36), which fp16 would flush to zero
+    params = {name for name, _ in model.named_parameters()}
+    model.load_state_dict({k: (v.half().float() if k in params else v) for k, v in model.state_dict().items()})
     model.update_entropy_tables()
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    state = {k: (v.half() if k in params else v) for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"family": family, "hparams": hparams, "state_dict": state, "meta": meta or {}}, path)
 

@@ -86,8 +86,8 @@ def random_quality_map(saliency: np.ndarray, rng: np.random.Generator) -> np.nda
             sigma = rng.uniform(0.1, 0.5) * max(h, w)
             q += rng.uniform(-0.7, 0.7) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
         return np.clip(q, 0, 1).astype(np.float32)
-    s = normalise_saliency(saliency)
-    q = rng.uniform() + rng.uniform(0.2, 1.0) * (s - s.mean())
+    s = normalise_saliency(saliency)  # the inference form (codec.quality.quality_map) with random q0 and γ
+    q = rng.uniform() - rng.uniform(0.2, 1.0) * (1.0 - s)
     return np.clip(q, 0, 1).astype(np.float32)
 
 

@@ -13,6 +13,8 @@ import copy
 import csv
 import json
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -124,8 +126,19 @@ def _train_ladder(cfg: dict, init: Path | None, max_steps: int | None) -> Path:
     return last
 
 
+def _stop_cleanly_on_signals() -> None:
+    """SIGTERM (schedulers, `kill`) and SIGINT stop training through KeyboardInterrupt, so the
+    `finally` below saves the state; a shell starts background jobs with SIGINT ignored."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) -> Path:
     tcfg, mcfg = cfg["train"], cfg["model"]
+    _stop_cleanly_on_signals()
     ctx = Distributed()
     out_dir = Path(cfg["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ class QualityMapObjective:
         self.lambdas = (tcfg["lambda_min"], tcfg["lambda_max"])
 
     def __call__(self, net: nn.Module, x: torch.Tensor, saliency: torch.Tensor, q: torch.Tensor) -> dict[str, torch.Tensor]:
-        q0 = torch.round(q.flatten(1).mean(1) * 255) / 255
+        q0 = torch.round(q.flatten(1).amax(1) * 255) / 255  # what the file header will carry (quality.q0_byte)
         out = net(x, q, q0)
         return rate_distortion_loss(x, out.x_hat, out.likelihoods, q, *self.lambdas)
 
