@@ -53,7 +53,7 @@ def compress(image: ImageLike, quality: float = 50, saliency: SaliencyLike = "au
 
     quality: 0-100, higher is better; bpp: a target rate instead of a quality;
     saliency: 'auto', 'none', a method name, a map file (gray or RGBA alpha) or an H×W array in [0, 1];
-    strength: how far the saliency map moves the quality map (0 gives uniform coding).
+    strength: how much quality drops where saliency is low, q = q0 − strength·(1 − s) (0 gives uniform coding).
     """
     return compress_image(image, quality, saliency, strength, bpp, model).data
 

@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bpp", type=float, help="target real bits per pixel instead of a quality (within ±3%%)")
     p.add_argument("--saliency", default="auto",
                    help="auto (best shipped predictor), none (uniform), a method name, or a map PNG (gray or RGBA alpha)")
-    p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="how far saliency moves the quality map (0 = uniform)")
+    p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="how much quality drops where saliency is low: q = q0 - S*(1 - s) (0 = uniform)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL})")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_compress)
