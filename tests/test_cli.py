@@ -69,6 +69,33 @@ def test_several_inputs_need_out_dir(photo, tmp_path, capsys):
     assert sorted(p.name for p in out_dir.iterdir()) == ["photo.sgc", "second.sgc"]
 
 
+def test_batch_with_workers_gives_the_same_files_and_reports_throughput(photo, tmp_path, capsys):
+    inputs = []
+    for i in range(3):
+        path = tmp_path / f"img{i}.png"
+        Image.fromarray(np.asarray(Image.open(photo))[:, i * 16:].copy()).save(path)
+        inputs.append(str(path))
+    one, batch = tmp_path / "one", tmp_path / "batch"
+    one.mkdir()
+    batch.mkdir()
+    common = ["--model", TINY, "--saliency", "none", "--quality", "60"]
+    assert main(["compress", *inputs, "--out-dir", str(one), *common]) == 0
+    capsys.readouterr()
+    assert main(["compress", *inputs, "--out-dir", str(batch), "--workers", "2", *common]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(" -> ")[0] for line in out[:3]] == inputs  # printed in input order
+    assert "images/s (2 workers)" in out[-1]
+    for i in range(3):  # identical bytes: the transforms do not depend on the thread count
+        assert (batch / f"img{i}.sgc").read_bytes() == (one / f"img{i}.sgc").read_bytes()
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    assert main(["compress", inputs[0], str(broken), "--out-dir", str(tmp_path), "--workers", "2", *common]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("salcodec: error:") and "broken.png" in err and "\n" not in err
+    assert not (tmp_path / "broken.sgc").exists()
+
+
 def test_bad_input_gives_exit_2_and_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.sgc"
     bad.write_bytes(b"\x89SGC\x01" + b"\x00" * 50)

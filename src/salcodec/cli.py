@@ -56,30 +56,68 @@ def _log(msg: str, to_stderr: bool) -> None:
     print(msg, file=sys.stderr if to_stderr else sys.stdout)
 
 
-def cmd_compress(args: argparse.Namespace) -> None:
+def _compress_one(src: str, dst: str, args: argparse.Namespace) -> list[tuple[str, bool]]:
+    """Compress one input to one output; returns the lines to print (text, to stderr)."""
     from PIL import Image
 
     from . import api
+    notes: list[str] = []
+    image = src
+    if src == "-":
+        try:
+            image = Image.open(io.BytesIO(_read_input(src)))
+        except Exception as exc:  # Pillow raises many types for bad data
+            raise SalcodecError(f"stdin: cannot read image ({exc})") from None
+    enc = api.compress_image(image, args.quality, args.saliency, args.strength, args.bpp, args.model, notes)
+    _write_output(dst, enc.data, args.force, args.inputs)
+    to_stderr = dst == "-"
+    return [(f"note: {src}: {note}", to_stderr) for note in notes] + [
+        (f"{src} -> {dst}: {enc.width}x{enc.height}, {len(enc.data)} bytes, {enc.bpp:.4f} bpp "
+         f"(estimated {enc.estimated_bpp:.4f})", to_stderr)]
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+
+
+def cmd_compress(args: argparse.Namespace) -> None:
+    import os
+    import time
     outputs = _outputs(args.inputs, args.output, args.out_dir, ".sgc", strip_suffix=True)
     if args.out_dir and not Path(args.out_dir).is_dir():
         raise SalcodecError(f"output folder does not exist: {args.out_dir}")
-    to_stderr = "-" in outputs
-    for src, dst in zip(args.inputs, outputs):
+    if args.workers < 1:
+        raise SalcodecError("--workers must be at least 1")
+    for dst in outputs:
         if dst != "-" and Path(dst).exists() and not args.force:
             raise SalcodecError(f"{dst} exists (use --force to overwrite)")
-        notes: list[str] = []
-        image = src
-        if src == "-":
+    start = time.perf_counter()
+    workers = min(args.workers, len(args.inputs))
+    if workers == 1 or "-" in args.inputs:
+        for src, dst in zip(args.inputs, outputs):
+            for line, to_stderr in _compress_one(src, dst, args):
+                _log(line, to_stderr)
+    else:
+        # one process per worker, each with its share of the CPU threads; results print in input order
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        threads = max(1, (args.threads or os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_worker_init, initargs=(threads,)) as pool:
+            futures = [pool.submit(_compress_one, src, dst, args) for src, dst in zip(args.inputs, outputs)]
             try:
-                image = Image.open(io.BytesIO(_read_input(src)))
-            except Exception as exc:  # Pillow raises many types for bad data
-                raise SalcodecError(f"stdin: cannot read image ({exc})") from None
-        enc = api.compress_image(image, args.quality, args.saliency, args.strength, args.bpp, args.model, notes)
-        _write_output(dst, enc.data, args.force, args.inputs)
-        for note in notes:
-            _log(f"note: {src}: {note}", to_stderr)
-        _log(f"{src} -> {dst}: {enc.width}x{enc.height}, {len(enc.data)} bytes, {enc.bpp:.4f} bpp "
-             f"(estimated {enc.estimated_bpp:.4f})", to_stderr)
+                for future in futures:
+                    for line, to_stderr in future.result():
+                        _log(line, to_stderr)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    if len(args.inputs) > 1:
+        elapsed = time.perf_counter() - start
+        _log(f"{len(args.inputs)} images in {elapsed:.1f} s: {len(args.inputs) / elapsed:.2f} images/s "
+             f"({workers} worker{'s' if workers > 1 else ''})", "-" in outputs)
 
 
 def cmd_decompress(args: argparse.Namespace) -> None:
@@ -206,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="how much quality drops where saliency is low: q = q0 - S*(1 - s) (0 = uniform)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL})")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--workers", type=int, default=1, help="compress several inputs in N processes (default 1)")
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decode .sgc files to PNG")
