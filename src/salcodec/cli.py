@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .codec.quality import DEFAULT_STRENGTH
 from .errors import SalcodecError
-from .models.registry import DEFAULT_MODEL
+from .models import DEFAULT_MODEL
 
 
 def _read_input(path: str) -> bytes:

@@ -14,8 +14,12 @@ map is λ(x) = λ_min · (λ_max / λ_min) ** q(x).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the maps work on arrays and tensors alike; the CLI imports this without torch
+    import torch
 
 DEFAULT_STRENGTH = 0.5  # γ for saliency-derived maps when the user gives none
 LAMBDA_MIN = 0.0018

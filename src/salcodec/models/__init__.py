@@ -1,0 +1,3 @@
+"""Model families, shipped weights and their registry (registry.py)."""
+
+DEFAULT_MODEL = "default-v1"  # the id `compress` uses unless told otherwise

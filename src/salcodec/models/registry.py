@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from ..errors import SalcodecError
+from . import DEFAULT_MODEL  # noqa: F401  (re-exported: callers import it from here)
 from .layers import load_state_resizing_buffers
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "default-v1"
 MODEL_PATH_ENV = "SALCODEC_MODEL_PATH"  # extra folders of <id>.pt files, searched before the package
 
 
