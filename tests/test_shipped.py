@@ -80,3 +80,14 @@ def test_saliency_moves_quality_toward_the_salient_region(kodim23):
     left, right = (slice(None), slice(0, 384)), (slice(None), slice(384, None))
     assert psnr(kodim23[left], salient[left]) > psnr(kodim23[left], plain[left]) + 0.3
     assert psnr(kodim23[right], salient[right]) < psnr(kodim23[right], plain[right])
+
+
+def test_shipped_saliency_model_meets_its_targets_on_unseen_osie_images():
+    """The learned predictor on the OSIE validation ids (never trained on), as saliency-eval scores them."""
+    from salcodec.saliency import AUTO_METHOD
+    from salcodec.saliency.evaluate import evaluate
+    assert AUTO_METHOD == "learned"
+    scores = evaluate(KODAK.parent / "saliency" / "osie", ["learned", "sr-centre"], progress=False)
+    assert scores["learned"]["n"] == 112
+    assert scores["learned"]["CC"] >= 0.50 and scores["learned"]["NSS"] >= 1.6, scores["learned"]
+    assert scores["learned"]["CC"] > scores["sr-centre"]["CC"] and scores["learned"]["AUC-Judd"] > scores["sr-centre"]["AUC-Judd"]

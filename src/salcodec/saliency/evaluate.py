@@ -42,7 +42,7 @@ def _scale_shape(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
 def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if arr.shape == shape:
         return arr.astype(np.float32)
-    return np.asarray(Image.fromarray(arr.astype(np.float32), "F").resize((shape[1], shape[0]), Image.BILINEAR))
+    return np.asarray(Image.fromarray(arr.astype(np.float32)).resize((shape[1], shape[0]), Image.BILINEAR))
 
 
 def _pool_points(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -26,13 +26,13 @@ def load_saliency_map(source, shape: tuple[int, int]) -> np.ndarray:
             img = img.getchannel("A")
         elif img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
             raw = np.asarray(img).astype(np.float32)
-            img = Image.fromarray(raw / max(float(raw.max()), 1.0), mode="F")
+            img = Image.fromarray((raw / max(float(raw.max()), 1.0)).astype(np.float32))
         else:
             img = img.convert("L")
         arr = np.asarray(img, dtype=np.float32)
         arr = arr / 255.0 if img.mode == "L" else arr
     if arr.shape != shape:
-        arr = np.asarray(Image.fromarray(arr.astype(np.float32), mode="F").resize((shape[1], shape[0]), Image.BILINEAR))
+        arr = np.asarray(Image.fromarray(arr.astype(np.float32)).resize((shape[1], shape[0]), Image.BILINEAR))
     return np.clip(arr, 0, 1).astype(np.float32)
 
 
