@@ -87,8 +87,15 @@ def test_refuses_unknown_flags_and_bad_model_id():
         bs.unpack(reseal(bytes(body)))
     body = bytearray(make()[:-4])
     body[6] = 0xFF  # not ASCII
-    with pytest.raises(SalcodecError, match="not ASCII"):
+    with pytest.raises(SalcodecError, match="not printable ASCII"):
         bs.unpack(reseal(bytes(body)))
+    body[6] = ord("\n")  # ASCII, but a control character (found by fuzz/run.py: it broke the one-line message)
+    with pytest.raises(SalcodecError, match="not printable ASCII"):
+        bs.unpack(reseal(bytes(body)))
+
+
+def test_error_messages_stay_one_line():
+    assert str(SalcodecError("no such file: a\nb.png")) == "no such file: a b.png"
 
 
 def test_pack_rejects_bad_header():

@@ -4,7 +4,7 @@ Layout (all integers big-endian; full description in docs/bitstream.md):
 
     magic       4  b"\\x89SGC"
     version     1  FORMAT_VERSION
-    model id    1 + n   length-prefixed ASCII
+    model id    1 + n   length-prefixed printable ASCII (0x21-0x7E)
     digest      8  first 8 bytes of SHA-256 over the decoder's weights
     height      4
     width       4
@@ -88,10 +88,10 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_stream_bytes: 
     pos += 1
     if not 0 < model_len <= MAX_MODEL_ID or pos + model_len + 8 + _FIXED.size > len(body):
         raise SalcodecError("corrupt header (model id)")
-    try:
-        model_id = body[pos:pos + model_len].decode("ascii")
-    except UnicodeDecodeError:
-        raise SalcodecError("corrupt header (model id is not ASCII)") from None
+    raw_id = bytes(body[pos:pos + model_len])
+    if not all(0x21 <= b <= 0x7E for b in raw_id):  # printable ASCII only: ids reach messages and file names
+        raise SalcodecError("corrupt header (model id is not printable ASCII)")
+    model_id = raw_id.decode("ascii")
     pos += model_len
     digest = bytes(body[pos:pos + 8])
     pos += 8

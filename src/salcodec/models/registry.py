@@ -85,7 +85,7 @@ def weights_digest(state: dict[str, torch.Tensor]) -> bytes:
 def load_model(name: str = DEFAULT_MODEL) -> tuple[nn.Module, bytes]:
     """The model `name` from the first weights folder that has it (cached per file)."""
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise SalcodecError(f"invalid model id '{name}'")
+        raise SalcodecError(f"invalid model id {name!r}")
     for folder in weights_dirs():
         path = folder / f"{name}.pt"
         if path.is_file():
