@@ -237,8 +237,9 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
             for key, value in terms.items():
                 running[key] = running.get(key, 0.0) + value.item()
             running["aux"] = running.get("aux", 0.0) + aux.item()
+            running["n"] = running.get("n", 0.0) + 1  # after a resume the first window is shorter
             if step % log_every == 0:
-                avg = {k: v / log_every for k, v in running.items()}
+                avg = {k: v / running["n"] for k, v in running.items()}
                 if log is not None:
                     log.writerow([step, round(time.time() - start, 1), lr]
                                  + [round(avg[k], 5) for k in ("loss", "bpp", "mse", "psnr", "aux")] + [skipped])
