@@ -44,7 +44,7 @@ def encode_map_png(saliency: np.ndarray, image: np.ndarray | None = None, fmt: s
     elif fmt == "alpha":
         if image is None or image.shape[:2] != levels.shape:
             raise SalcodecError("an alpha-format map needs the image of the same size")
-        img = Image.fromarray(np.dstack([image, levels]), "RGBA")
+        img = Image.fromarray(np.dstack([image, levels]))
     else:
         raise SalcodecError(f"unknown map format '{fmt}' (gray or alpha)")
     buf = io.BytesIO()

@@ -253,6 +253,7 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
                                out_dir / "snapshots" / f"step{step:07d}.pt", {"step": step})
         if ctx.world > 1:
             consistent = ctx.same_weights_everywhere(model)
+            dist.barrier()  # no rank tears its process group down while another still talks to it
             if ctx.main:
                 (out_dir / "ddp_check.json").write_text(json.dumps({"step": step, "world_size": ctx.world,
                                                                     "identical_weights": consistent}))
