@@ -126,19 +126,23 @@ def _train_ladder(cfg: dict, init: Path | None, max_steps: int | None) -> Path:
     return last
 
 
-def _stop_cleanly_on_signals() -> None:
+def _stop_cleanly_on_signals() -> dict:
     """SIGTERM (schedulers, `kill`) and SIGINT stop training through KeyboardInterrupt, so the
-    `finally` below saves the state; a shell starts background jobs with SIGINT ignored."""
+    `finally` below saves the state; a shell starts background jobs with SIGINT ignored.
+    Returns the previous handlers, which `_train` puts back when it ends."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return previous
 
 
 def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) -> Path:
     tcfg, mcfg = cfg["train"], cfg["model"]
-    _stop_cleanly_on_signals()
+    previous_handlers = _stop_cleanly_on_signals()
     ctx = Distributed()
     out_dir = Path(cfg["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -263,4 +267,6 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
             log_file.close()
         bar.close()
         ctx.close()
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
     return last
