@@ -105,12 +105,15 @@ def test_tiled_transforms_equal_untiled(rng):
     q = torch.from_numpy(rng.random((1, 1, 384, 640), dtype=np.float32))
     with torch.inference_mode():
         y, cond = model.analysis_transform(x, q, torch.tensor([0.5]))
-        y_t, cond_t = tiled(lambda t: model.analysis_transform(t[:, :3], t[:, 3:], torch.tensor([0.5])), torch.cat([x, q], 1), 256,
+        y_t, cond_t = tiled(lambda t, m: model.analysis_transform(t, m, torch.tensor([0.5])), (x, q), 256,
                             model.ANALYSIS_HALO, 1 / 16)
+        z = model.hyper_analysis(y, cond)
+        (z_t,) = tiled(lambda t, c: (model.hyper_analysis(t, c),), (y, cond), 16, 16, 1 / 4)
         x_hat = model.synthesis(torch.round(y), torch.tensor([0.5]))
-        (x_hat_t,) = tiled(lambda t: (model.synthesis(t, torch.tensor([0.5])),), torch.round(y), 16,
+        (x_hat_t,) = tiled(lambda t: (model.synthesis(t, torch.tensor([0.5])),), (torch.round(y),), 16,
                            model.SYNTHESIS_HALO // 16, 16)
     assert torch.allclose(y, y_t, atol=1e-5) and torch.allclose(cond, cond_t, atol=1e-5)
+    assert torch.allclose(z, z_t, atol=1e-5)
     assert torch.allclose(x_hat, x_hat_t, atol=1e-5)
 
 

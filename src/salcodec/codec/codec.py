@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import SalcodecError
 from ..models.registry import DEFAULT_MODEL, load_model
 from . import bitstream
+from .memory import return_large_blocks_to_the_system
 from .quality import q0_byte, quality_map, quality_to_q0
 
 # Images above this many (padded) pixels are transformed in tiles, which bounds memory: the
@@ -55,22 +55,18 @@ class Encoded:
         return self.estimated_bits / (self.height * self.width)
 
 
-def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1)[None].div_(255)
+def _pad(array: np.ndarray, stride: int) -> np.ndarray:
+    """Repeat the last row and column up to a multiple of the model's stride (edges cost few
+    bits, unlike zeros)."""
+    h, w = array.shape[:2]
+    pad = ((0, (-h) % stride), (0, (-w) % stride)) + ((0, 0),) * (array.ndim - 2)
+    return np.pad(array, pad, mode="edge")
 
 
-def _pad(t: torch.Tensor, stride: int) -> torch.Tensor:
-    """Replicate-pad to a multiple of the model's stride (edges cost few bits, unlike zeros)."""
-    h, w = t.shape[-2:]
-    ph, pw = (-h) % stride, (-w) % stride
-    if ph == 0 and pw == 0:
-        return t
-    # replicate padding needs the pad to be smaller than the input on some builds: pad in steps
-    while ph or pw:
-        step_h, step_w = min(ph, t.shape[-2]), min(pw, t.shape[-1])
-        t = F.pad(t, (0, step_w, 0, step_h), mode="replicate")
-        ph, pw = ph - step_h, pw - step_w
-    return t
+def _as_batch(array: np.ndarray) -> torch.Tensor:
+    """H×W or H×W×C array to a 1×C×H×W tensor view (no copy)."""
+    t = torch.from_numpy(array)
+    return t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]
 
 
 def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None = None, strength: float = 0.0,
@@ -79,10 +75,12 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
     model, digest = load_model(model_name)
     h, w = image.shape[:2]
     q = quality_map((h, w), quality_to_q0(quality), saliency, strength)
-    x = _pad(_to_tensor(image), model.stride)
-    qt = _pad(torch.from_numpy(q)[None, None], model.stride)
+    x = _as_batch(_pad(np.asarray(image, np.uint8), model.stride))  # uint8: converted tile by tile
+    qt = _as_batch(_pad(q, model.stride))
     tile = TILE_SIDE if x.shape[-2] * x.shape[-1] > TILE_ABOVE_PIXELS else 0
-    st = _pad(torch.from_numpy(saliency.astype(np.float32))[None, None], model.stride) if saliency is not None else None
+    if tile:
+        return_large_blocks_to_the_system()
+    st = _as_batch(_pad(saliency.astype(np.float32), model.stride)) if saliency is not None else None
     q0 = q0_byte(q)
     with thread_invariant_kernels():
         streams, est_bits = model.compress(x, qt, torch.tensor([q0 / 255.0]), st, tile)
@@ -110,13 +108,14 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS) -> np.nd
         raise SalcodecError(f"corrupt file (expected {model.n_streams} streams, found {len(container.streams)})")
     stride = model.stride
     padded = (head.height + (-head.height) % stride, head.width + (-head.width) % stride)
+    if head.tile:
+        return_large_blocks_to_the_system()
     try:
         with thread_invariant_kernels():
             x_hat = model.decompress(container.streams, padded, torch.tensor([head.q0 / 255.0]), head.tile)
     except (RuntimeError, ValueError) as exc:
         raise SalcodecError(f"corrupt file (entropy decoding failed: {exc})") from None
-    out = x_hat[0, :, : head.height, : head.width].mul(255).round_().to(torch.uint8)
-    return out.permute(1, 2, 0).contiguous().numpy()
+    return x_hat[0, :, : head.height, : head.width].permute(1, 2, 0).contiguous().numpy()
 
 
 def encode_to_bpp(image: np.ndarray, target_bpp: float, saliency: np.ndarray | None = None, strength: float = 0.0,

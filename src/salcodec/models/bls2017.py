@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ._compressai import GDN, EntropyBottleneck
-from .layers import ForwardOutput, conv, deconv, pad_stream
+from .layers import ForwardOutput, conv, deconv, pad_stream, to_pixels, to_unit
 from .tiling import tiled
 
 
@@ -71,9 +71,14 @@ class FactorizedPrior(nn.Module):
     @torch.inference_mode()
     def compress(self, x: torch.Tensor, quality_map: torch.Tensor | None = None, q0: torch.Tensor | None = None,
                  saliency: torch.Tensor | None = None, tile: int = 0) -> tuple[list[bytes], float]:
-        """The [y] stream and its estimated bits; the quality map does not apply to a fixed-rate model."""
-        inp = self._encoder_input(x, saliency)
-        (y,) = tiled(lambda t: (self.g_a(t),), inp, tile, self.ANALYSIS_HALO, 1 / 16) if tile else (self.g_a(inp),)
+        """x: 1×3×H×W uint8 pixels (or floats in [0, 1]). The [y] stream and its estimated bits;
+        the quality map does not apply to a fixed-rate model."""
+        inputs = (x, saliency) if saliency is not None and self.saliency_input else (x,)
+
+        def encode(pixels: torch.Tensor, saliency: torch.Tensor | None = None) -> tuple[torch.Tensor]:
+            return (self.g_a(self._encoder_input(to_unit(pixels), saliency)),)
+
+        (y,) = tiled(encode, inputs, tile, self.ANALYSIS_HALO, 1 / 16) if tile else encode(*inputs)
         strings = self.entropy_bottleneck.compress(y)
         y_hat, likelihoods = self.entropy_bottleneck(y, training=False)
         return [strings[0]], float(-likelihoods.log2().sum())
@@ -81,10 +86,10 @@ class FactorizedPrior(nn.Module):
     @torch.inference_mode()
     def decompress(self, strings: list[bytes], padded_shape: tuple[int, int], q0: torch.Tensor | None = None,
                    tile: int = 0) -> torch.Tensor:
+        """Inverse of `compress`: 1×3×H×W uint8 pixels."""
         shape = (padded_shape[0] // self.stride, padded_shape[1] // self.stride)
         y_hat = self.entropy_bottleneck.decompress([pad_stream(strings[0], self.M * shape[0] * shape[1])], shape)
         if tile:
-            (x_hat,) = tiled(lambda t: (self.g_s(t),), y_hat, tile // 16, self.SYNTHESIS_HALO // 16, 16)
-        else:
-            x_hat = self.g_s(y_hat)
-        return x_hat.clamp_(0, 1)
+            (x_hat,) = tiled(lambda t: (to_pixels(self.g_s(t)),), (y_hat,), tile // 16, self.SYNTHESIS_HALO // 16, 16)
+            return x_hat
+        return to_pixels(self.g_s(y_hat))

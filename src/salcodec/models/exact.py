@@ -16,9 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .tiling import tiled
+
 INPUT_FRAC_BITS = 8  # the hyper-latents enter as round(z_hat · 2^8)
 ACT_FRAC_BITS = 8  # activations are kept on a 2^-8 grid between layers
 WEIGHT_BITS = 13  # the largest weight of a layer becomes about 2^13
+# Float64 convolutions unfold their input: on a 12-megapixel image the last layer alone would
+# take about 1 GB. Bigger inputs run in tiles of hyper-latents; the arithmetic being exact,
+# tiled and whole results are identical, so this changes no decoded bit.
+TILE_Z, HALO_Z = 16, 4  # the receptive field reaches 3 hyper-latents to each side
 
 
 def _power_of_two_scale(weight: torch.Tensor) -> int:
@@ -45,6 +51,12 @@ class ExactHyperSynthesis:
 
     @torch.inference_mode()
     def __call__(self, z_hat: torch.Tensor) -> torch.Tensor:
+        if z_hat.shape[-2] <= TILE_Z + HALO_Z and z_hat.shape[-1] <= TILE_Z + HALO_Z:
+            return self._run(z_hat)
+        (out,) = tiled(lambda t: (self._run(t),), (z_hat,), TILE_Z, HALO_Z, 4)
+        return out
+
+    def _run(self, z_hat: torch.Tensor) -> torch.Tensor:
         x = torch.floor(torch.ldexp(z_hat.double(), torch.tensor(INPUT_FRAC_BITS)) + 0.5)
         frac = INPUT_FRAC_BITS
         h = x

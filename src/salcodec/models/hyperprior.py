@@ -17,7 +17,7 @@ from torch import nn
 
 from ._compressai import GDN, EntropyBottleneck, GaussianConditional
 from .exact import ExactHyperSynthesis
-from .layers import SFT, ForwardOutput, QualityPyramid, conv, deconv, pad_stream
+from .layers import SFT, ForwardOutput, QualityPyramid, conv, deconv, pad_stream, to_pixels, to_unit
 from .tiling import tiled
 
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
@@ -169,28 +169,33 @@ class QualityMapHyperprior(nn.Module):
     @torch.inference_mode()
     def compress(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor, saliency: torch.Tensor | None = None,
                  tile: int = 0) -> tuple[list[bytes], float]:
-        """x: 1×3×H×W in [0, 1], H and W multiples of `stride`; q0 the global quality the file
-        header carries; `tile` > 0 bounds memory (see tiling.py). The saliency map reaches this
-        model through the quality map only.
+        """x: 1×3×H×W uint8 pixels (or floats in [0, 1]), H and W multiples of `stride`; q0 the
+        global quality the file header carries; `tile` > 0 bounds memory (see tiling.py). The
+        saliency map reaches this model through the quality map only.
 
         Returns the [y, z] streams and the estimated bits (-Σ log2 p of the coded symbols),
         which the tests compare with the real stream sizes.
         """
         if tile:
-            y, cond = tiled(lambda t: self.analysis_transform(t[:, :3], t[:, 3:], q0), torch.cat([x, quality_map], 1),
-                            tile, self.ANALYSIS_HALO, 1 / 16)
+            y, cond = tiled(lambda t, q: self.analysis_transform(to_unit(t), q, q0), (x, quality_map), tile,
+                            self.ANALYSIS_HALO, 1 / 16)
         else:
-            y, cond = self.analysis_transform(x, quality_map, q0)
-        z = self.hyper_analysis(y, cond)
+            y, cond = self.analysis_transform(to_unit(x), quality_map, q0)
+        if tile:  # h_a unfolds y (about 330 MB at 12 megapixels): tiles of 64 latents, halo 16
+            (z,) = tiled(lambda t, c: (self.hyper_analysis(t, c),), (y, cond), 64, 16, 1 / 4)
+        else:
+            z = self.hyper_analysis(y, cond)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         scales, means = self.hyper_synthesis(z_hat)
         indexes = self.scale_indexes(scales)
         y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
         y_hat = self.gaussian_conditional.quantize(y, "dequantize", means)
-        _, y_likelihoods = self.gaussian_conditional(y_hat, scales, means=means, training=False)
         _, z_likelihoods = self.entropy_bottleneck(z_hat, training=False)
-        est_bits = float(-(y_likelihoods.log2().sum() + z_likelihoods.log2().sum()))
+        est_bits = -float(z_likelihoods.log2().sum())
+        for part in zip(y_hat.split(32, 1), scales.split(32, 1), means.split(32, 1)):  # a few channels at a time
+            _, y_likelihoods = self.gaussian_conditional(part[0], part[1], means=part[2], training=False)
+            est_bits -= float(y_likelihoods.log2().sum())
         return [y_strings[0], z_strings[0]], est_bits
 
     @torch.inference_mode()
@@ -206,10 +211,9 @@ class QualityMapHyperprior(nn.Module):
 
     @torch.inference_mode()
     def decompress(self, strings: list[bytes], padded_shape: tuple[int, int], q0: torch.Tensor, tile: int = 0) -> torch.Tensor:
-        """Inverse of `compress`; q0 is the global quality in [0, 1] from the file header."""
+        """Inverse of `compress`: 1×3×H×W uint8 pixels; q0 is the global quality from the file header."""
         y_hat = self.decode_latents(strings, padded_shape)
         if tile:
-            (x_hat,) = tiled(lambda t: (self.synthesis(t, q0),), y_hat, tile // 16, self.SYNTHESIS_HALO // 16, 16)
-        else:
-            x_hat = self.synthesis(y_hat, q0)
-        return x_hat.clamp_(0, 1)
+            (x_hat,) = tiled(lambda t: (to_pixels(self.synthesis(t, q0)),), (y_hat,), tile // 16, self.SYNTHESIS_HALO // 16, 16)
+            return x_hat
+        return to_pixels(self.synthesis(y_hat, q0))

@@ -17,6 +17,19 @@ def deconv(in_ch: int, out_ch: int, kernel: int = 5, stride: int = 2) -> nn.Conv
     )
 
 
+def to_unit(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels to floats in [0, 1]; floats pass through. Codecs take uint8 so that a big
+    image is converted tile by tile instead of as one float copy four times its size."""
+    if pixels.dtype == torch.uint8:
+        return pixels.float().div_(255).contiguous()
+    return pixels
+
+
+def to_pixels(x_hat: torch.Tensor) -> torch.Tensor:
+    """A reconstruction in [0, 1] (any range) to uint8 pixels, rounding to nearest."""
+    return x_hat.clamp(0, 1).mul_(255).round_().to(torch.uint8)
+
+
 class QualityPyramid(nn.Module):
     """Turns a 1-channel quality map into condition features at strides 2, 4, 8, 16.
 

@@ -2,30 +2,33 @@
 
 Each tile is processed together with a border of its neighbours (the halo) wider than the
 transform's receptive field, and only the tile's own part of the output is kept. The stitched
-result equals the untiled one up to floating-point rounding, so tile borders leave no seams.
+result equals the untiled one up to floating-point rounding (exactly, for integer arithmetic),
+so tile borders leave no seams.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
 
-def tiled(fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], x: torch.Tensor, tile: int, halo: int,
+def tiled(fn: Callable[..., tuple[torch.Tensor, ...]], inputs: Sequence[torch.Tensor], tile: int, halo: int,
           scale: float) -> tuple[torch.Tensor, ...]:
-    """Apply `fn` to `x` (1×C×H×W) in tiles of `tile`×`tile` input pixels with a `halo`.
+    """Apply `fn` to same-sized 1×C×H×W `inputs` in tiles of `tile`×`tile` input pixels with a `halo`.
 
-    `fn` returns tensors whose spatial size is the input's times `scale` (1/16 for an analysis
-    transform, 16 for a synthesis transform); `tile` and `halo` must map to whole output pixels.
+    `fn` gets the crops of every input and returns tensors whose spatial size is the input's
+    times `scale` (1/16 for an analysis transform, 16 for a synthesis transform), of any dtype;
+    `tile` and `halo` must map to whole output pixels. Only tile-sized pieces are ever converted
+    or transformed, so inputs can stay compact (uint8 pixels) and outputs can be compact too.
     """
-    h, w = x.shape[-2:]
+    h, w = inputs[0].shape[-2:]
     outputs: list[torch.Tensor] | None = None
     for y0 in range(0, h, tile):
         for x0 in range(0, w, tile):
             y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
             ha0, wa0 = max(0, y0 - halo), max(0, x0 - halo)
             ha1, wa1 = min(h, y1 + halo), min(w, x1 + halo)
-            parts = fn(x[..., ha0:ha1, wa0:wa1])
+            parts = fn(*(t[..., ha0:ha1, wa0:wa1] for t in inputs))
             if outputs is None:
                 outputs = [p.new_empty(p.shape[:2] + (round(h * scale), round(w * scale))) for p in parts]
             for out, part in zip(outputs, parts):
