@@ -58,11 +58,12 @@ def compress(image: ImageLike, quality: float = 50, saliency: SaliencyLike = "au
     return compress_image(image, quality, saliency, strength, bpp, model).data
 
 
-def decompress(data: bytes) -> np.ndarray:
-    """`.sgc` bytes to an H×W×3 uint8 RGB array."""
+def decompress(data: bytes, decoder: str = "mse") -> np.ndarray:
+    """`.sgc` bytes to an H×W×3 uint8 RGB array. decoder: 'mse' (faithful) or 'gan' (realistic
+    texture at low rates; same file, the generative decoder trained for the file's model)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SalcodecError("decompress expects bytes")
-    return codec.decode(bytes(data))
+    return codec.decode(bytes(data), decoder=decoder)
 
 
 def load_model(name: str = registry.DEFAULT_MODEL):

@@ -131,10 +131,10 @@ def cmd_decompress(args: argparse.Namespace) -> None:
         if dst != "-" and Path(dst).exists() and not args.force:
             raise SalcodecError(f"{dst} exists (use --force to overwrite)")
         data = _read_input(src)
-        pixels = codec.decode(data)
+        pixels = codec.decode(data, decoder=args.decoder)
         _write_output(dst, encode_png(pixels), args.force, args.inputs)
         h, w = pixels.shape[:2]
-        msg = f"{src} -> {dst}: {w}x{h}, {8 * len(data) / (h * w):.4f} bpp"
+        msg = f"{src} -> {dst}: {w}x{h}, {8 * len(data) / (h * w):.4f} bpp, {args.decoder} decoder"
         if args.reference:
             from .codec.image_io import load_image
             from .eval.metrics import psnr
@@ -252,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output PNG (- for stdout); default INPUT + .png")
     p.add_argument("--out-dir", help="output folder (required for several inputs)")
     p.add_argument("--reference", metavar="IMAGE", help="original image: also print the PSNR-RGB against it")
+    p.add_argument("--decoder", choices=["mse", "gan"], default="mse",
+                   help="mse: faithful (default); gan: generated texture where the rate was too low for detail")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_decompress)
 
@@ -279,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_saliency_eval)
 
     p = sub.add_parser("eval", help="rate-distortion of models and classic codecs, with plots and an HTML report")
-    p.add_argument("--models", help="comma-separated curves: ID (variable rate, swept over --qualities), "
+    p.add_argument("--models", help="comma-separated curves: ID[@gan] (variable rate, swept over --qualities; @gan: read by the GAN decoder), "
                                     "LABEL=ID1+ID2+... (a ladder of fixed-rate models); a :SALIENCY suffix overrides --saliency")
     p.add_argument("--codecs", help="comma-separated classic codecs: jpeg,webp,avif,jxl")
     p.add_argument("--data", required=True, help="folder of images, or a saliency set (images/, maps/)")

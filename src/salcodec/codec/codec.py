@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import SalcodecError
+from ..models.generative import DECODERS, load_gan_decoder
 from ..models.registry import DEFAULT_MODEL, load_model
 from . import bitstream
 from .memory import return_large_blocks_to_the_system
@@ -90,8 +91,13 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
     return Encoded(bitstream.pack(bitstream.Container(header, streams)), h, w, est_bits)
 
 
-def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """`.sgc` bytes to an H×W×3 uint8 image; refuses files it cannot trust with a SalcodecError."""
+def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder: str = "mse") -> np.ndarray:
+    """`.sgc` bytes to an H×W×3 uint8 image; refuses files it cannot trust with a SalcodecError.
+
+    decoder: 'mse' (the model's own synthesis: faithful) or 'gan' (the generative decoder
+    trained for the same latents: realistic texture at low rates), when one is installed."""
+    if decoder not in DECODERS:
+        raise SalcodecError(f"unknown decoder '{decoder}' (choose from {', '.join(DECODERS)})")
     container = bitstream.unpack(data, max_pixels=max_pixels)
     head = container.header
     try:
@@ -106,6 +112,10 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS) -> np.nd
         raise SalcodecError(f"file was made by different weights of model '{head.model_id}' (digest {head.digest.hex()}, installed {digest.hex()})")
     if len(container.streams) != model.n_streams:
         raise SalcodecError(f"corrupt file (expected {model.n_streams} streams, found {len(container.streams)})")
+    if decoder == "gan":
+        if not getattr(model, "variable_rate", False):
+            raise SalcodecError(f"model '{head.model_id}' has no GAN decoder (use --decoder mse)")
+        model = load_gan_decoder(head.model_id)
     stride = model.stride
     padded = (head.height + (-head.height) % stride, head.width + (-head.width) % stride)
     if head.tile:

@@ -19,9 +19,11 @@ from PIL import Image
 from ..codec.image_io import IMAGE_SUFFIXES
 from ..errors import SalcodecError
 from . import baselines
-from .metrics import bd_rate, mean_quality_at_rate, ms_ssim, psnr, region_psnr, roi_mask, weighted_psnr
+from .metrics import (bd_rate, high_frequency_ratio, mean_quality_at_rate, ms_ssim, psnr, region_psnr, roi_mask,
+                      weighted_psnr)
 
-METRIC_NAMES = ["psnr", "ms_ssim", "weighted_psnr", "roi_psnr", "non_roi_psnr"]
+METRIC_NAMES = ["psnr", "ms_ssim", "weighted_psnr", "roi_psnr", "non_roi_psnr"]  # with BD-rates
+EXTRA_METRICS = ["hf_ratio"]  # realism: reported per setting and at equal rate, no BD-rate (not a fidelity)
 DEFAULT_QUALITIES = [0, 15, 30, 45, 60, 75, 90, 100]
 RATES = (0.25, 0.5, 1.0)
 
@@ -29,11 +31,13 @@ RATES = (0.25, 0.5, 1.0)
 @dataclass
 class Entry:
     """One curve: a classic codec, a variable-rate salcodec model swept over qualities, or a
-    ladder of fixed-rate models (one point each); `saliency` is what the encoder gets."""
+    ladder of fixed-rate models (one point each); `saliency` is what the encoder gets, `decoder`
+    which of the model's decoders reads the files (mse or gan)."""
     label: str
     kind: str  # "classic" or "salcodec"
     models: tuple[str, ...] = ()
     saliency: str = "none"
+    decoder: str = "mse"
 
     @property
     def ladder(self) -> bool:
@@ -41,14 +45,19 @@ class Entry:
 
 
 def parse_entries(models: list[str], codecs: list[str], default_saliency: str) -> list[Entry]:
-    """Model specs: `ID[:SALIENCY]` (variable rate) or `LABEL=ID1+ID2+...[:SALIENCY]` (a λ ladder)."""
+    """Model specs: `ID[@DECODER][:SALIENCY]` (variable rate; DECODER mse or gan) or
+    `LABEL=ID1+ID2+...[:SALIENCY]` (a λ ladder)."""
     entries = []
     for spec in models:
         body, _, sal = spec.partition(":")
         sal = sal or default_saliency
+        body, _, decoder = body.partition("@")
         label, _, ids = body.partition("=")
         ladder = tuple(ids.split("+")) if ids else (label,)
-        entries.append(Entry(f"{label}:{sal}", "salcodec", ladder, sal))
+        if decoder not in ("", "mse", "gan"):
+            raise SalcodecError(f"unknown decoder '{decoder}' in '{spec}' (mse or gan)")
+        tag = f"@{decoder}" if decoder else ""
+        entries.append(Entry(f"{label}{tag}:{sal}", "salcodec", ladder, sal, decoder or "mse"))
     for name in codecs:
         if name not in baselines.CODECS:
             raise SalcodecError(f"unknown codec '{name}' (choose from {', '.join(baselines.CODECS)})")
@@ -88,7 +97,8 @@ def saliency_for(kind: str, data: Path, path: Path, image: np.ndarray) -> np.nda
 def measure(original: np.ndarray, decoded: np.ndarray, reference: np.ndarray, roi: np.ndarray) -> dict[str, float]:
     return {"psnr": psnr(original, decoded), "ms_ssim": ms_ssim(original, decoded),
             "weighted_psnr": weighted_psnr(original, decoded, reference),
-            "roi_psnr": region_psnr(original, decoded, roi), "non_roi_psnr": region_psnr(original, decoded, ~roi)}
+            "roi_psnr": region_psnr(original, decoded, roi), "non_roi_psnr": region_psnr(original, decoded, ~roi),
+            "hf_ratio": high_frequency_ratio(original, decoded)}
 
 
 def evaluate(data: Path, entries: list[Entry], reference_kind: str, strength: float, qualities: list[float],
@@ -106,6 +116,7 @@ def evaluate(data: Path, entries: list[Entry], reference_kind: str, strength: fl
             raise SalcodecError("--reference must name a map (human or a predictor), not none")
         roi = roi_mask(reference)
         encoder_maps: dict[str, np.ndarray | None] = {}
+        encoded: dict[tuple, codec.Encoded] = {}  # one file read by both decoders
         for entry in entries:
             if entry.kind == "classic":
                 settings = baselines.LADDERS[entry.label]
@@ -117,8 +128,11 @@ def evaluate(data: Path, entries: list[Entry], reference_kind: str, strength: fl
                         encoder_maps[entry.saliency] = reference if entry.saliency == reference_kind else \
                             saliency_for(entry.saliency, data, path, image)
                     model, quality = (setting, 50) if entry.ladder else (entry.models[0], setting)
-                    enc = codec.encode(image, quality, encoder_maps[entry.saliency], strength, model)
-                    data_bytes, decoded, est = enc.data, codec.decode(enc.data), enc.estimated_bpp
+                    key = (model, quality, entry.saliency)
+                    if key not in encoded:
+                        encoded[key] = codec.encode(image, quality, encoder_maps[entry.saliency], strength, model)
+                    enc = encoded[key]
+                    data_bytes, decoded, est = enc.data, codec.decode(enc.data, decoder=entry.decoder), enc.estimated_bpp
                 else:
                     data_bytes, decoded = baselines.run_codec(entry.label, image, int(setting))
                     est = float("nan")
@@ -140,13 +154,13 @@ def summarise(rows: list[dict], anchor: str) -> dict:
         mine = [r for r in rows if r["codec"] == label]
         settings = list(dict.fromkeys(r["setting"] for r in mine))
         images = list(dict.fromkeys(r["image"] for r in mine))
-        curve = {"settings": settings, "bpp": [], **{m: [] for m in METRIC_NAMES}, "at_rate": {}}
+        curve = {"settings": settings, "bpp": [], **{m: [] for m in METRIC_NAMES + EXTRA_METRICS}, "at_rate": {}}
         for s in settings:
             at = [r for r in mine if r["setting"] == s]
             curve["bpp"].append(float(np.mean([r["bpp"] for r in at])))
-            for m in METRIC_NAMES:
+            for m in METRIC_NAMES + EXTRA_METRICS:
                 curve[m].append(float(np.nanmean([r[m] for r in at])))
-        for m in METRIC_NAMES:
+        for m in METRIC_NAMES + EXTRA_METRICS:
             per_image = [([r["bpp"] for r in mine if r["image"] == i], [r[m] for r in mine if r["image"] == i]) for i in images]
             curve["at_rate"][m] = {str(rate): mean_quality_at_rate(per_image, rate) for rate in RATES}
         curves[label] = curve
@@ -174,4 +188,9 @@ def format_summary(summary: dict) -> str:
     for label, c in summary["curves"].items():
         vals = [c["at_rate"]["psnr"][str(r)] for r in RATES]
         lines.append(f"| {label} | " + " | ".join("n/a" if v is None else f"{v:.2f}" for v in vals) + " |")
+    lines += ["", "High-frequency ratio (reconstruction / original; 1 = as much fine detail) at equal real bpp",
+              "| codec | " + " | ".join(f"{r} bpp" for r in RATES) + " |", "|---" * (len(RATES) + 1) + "|"]
+    for label, c in summary["curves"].items():
+        vals = [c["at_rate"]["hf_ratio"][str(r)] for r in RATES]
+        lines.append(f"| {label} | " + " | ".join("n/a" if v is None else f"{v:.3f}" for v in vals) + " |")
     return "\n".join(lines)

@@ -93,11 +93,15 @@ class Distributed:
 def train(config_path: Path, init: Path | None = None, max_steps: int | None = None) -> Path:
     """Train (or resume) the model a config describes; returns the path of the last checkpoint.
 
+    A config of family `gan-decoder` trains a generative decoder for a shipped model (gan.py).
     A config with `train.lambdas` describes a ladder of fixed-rate models: rung 0 trains from
     scratch for `steps`, every other rung is fine-tuned from rung 0 for `finetune_steps`; each
     rung is exported to `<out_dir>/models/<name>-l<i>.pt` (usable with SALCODEC_MODEL_PATH).
     """
     cfg = load_config(config_path)
+    if cfg["model"]["family"] == "gan-decoder":
+        from .gan import train_gan_decoder
+        return train_gan_decoder(cfg, max_steps)
     if "lambdas" in cfg["train"]:
         return _train_ladder(cfg, init, max_steps)
     return _train(cfg, init, max_steps)
@@ -138,6 +142,11 @@ def _stop_cleanly_on_signals() -> dict:
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     return previous
+
+
+def _restore_signal_handlers(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) -> Path:
@@ -267,6 +276,5 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
             log_file.close()
         bar.close()
         ctx.close()
-        for sig, handler in previous_handlers.items():
-            signal.signal(sig, handler)
+        _restore_signal_handlers(previous_handlers)
     return last

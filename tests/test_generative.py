@@ -1,0 +1,136 @@
+"""The GAN decoder: training steps move the right networks, the same file decodes two ways,
+and a decoder is never paired with weights it was not trained for."""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image, ImageFilter
+
+from salcodec.codec import codec
+from salcodec.errors import SalcodecError
+from salcodec.eval.metrics import high_frequency_ratio
+from salcodec.models.generative import export_gan_decoder, synthesis_state
+from salcodec.models.registry import MODEL_PATH_ENV, build_model, export_weights, load_model
+from salcodec.train.gan import gan_step, generator_and_discriminator, quantized_latents
+from tests.conftest import DATA, KODAK, TINY
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {k for k in before if not torch.equal(before[k], after[k])}
+
+
+def test_gan_steps_train_the_decoder_and_discriminator_only(rng):
+    base, _ = load_model(TINY)
+    base_before = snapshot(base)
+    generator, discriminator = generator_and_discriminator(base, width=8)
+    g_before, d_before = snapshot(generator), snapshot(discriminator)
+    opt_g = torch.optim.Adam([p for p in generator.parameters() if p.requires_grad], lr=1e-3)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=1e-3)
+    x = torch.from_numpy(rng.random((2, 3, 64, 64), dtype=np.float32))
+    q0 = torch.tensor([0.2, 0.6])
+    y_hat = quantized_latents(base, x, q0.view(-1, 1, 1, 1).expand(-1, 1, 64, 64), q0)
+    weights = {"distortion_weight": 0.01, "adversarial_weight": 1.0, "feature_matching_weight": 1.0,
+               "saliency_weighting": "normalised", "saliency_floor": 0.1}
+    for _ in range(2):
+        terms = gan_step(generator, discriminator, opt_g, opt_d, x, torch.rand(2, 1, 64, 64), y_hat, q0, weights)
+    assert all(np.isfinite(v) for v in terms.values())
+    moved = changed(g_before, snapshot(generator))
+    assert moved and moved <= set(synthesis_state(generator))  # encoder and entropy model stay frozen
+    assert changed(d_before, snapshot(discriminator))
+    assert not changed(base_before, snapshot(base))  # the shipped model itself is untouched
+
+
+@pytest.fixture
+def gan_installed(tmp_path, monkeypatch):
+    """A model 'gan-base' with a GAN decoder (its synthesis perturbed) in a models folder of its own."""
+    folder = tmp_path / "models"
+    torch.manual_seed(5)
+    model = build_model("quality-map-hyperprior", N=16, M=24)
+    export_weights(model.eval(), "quality-map-hyperprior", {"N": 16, "M": 24}, folder / "gan-base.pt")
+    monkeypatch.setenv(MODEL_PATH_ENV, f"{folder}{os.pathsep}{os.environ[MODEL_PATH_ENV]}")
+    base, digest = load_model("gan-base")
+    generator, _ = generator_and_discriminator(base, width=8)
+    with torch.no_grad():
+        for name, p in generator.named_parameters():
+            if name.startswith("g_s."):
+                p.mul_(1.3)
+    export_gan_decoder(generator, "gan-base", digest, folder / "gan" / "gan-base.pt")
+    return folder
+
+
+def test_the_same_file_decodes_two_ways(gan_installed, kodak_crop, tmp_path):
+    data = codec.encode(kodak_crop, 30, model_name="gan-base").data
+    mse = codec.decode(data)
+    gan = codec.decode(data, decoder="gan")
+    assert mse.shape == gan.shape == kodak_crop.shape and gan.dtype == np.uint8
+    assert not np.array_equal(mse, gan)
+    assert np.array_equal(gan, codec.decode(data, decoder="gan"))  # deterministic too
+
+    from salcodec.cli import main
+    src = tmp_path / "a.sgc"
+    src.write_bytes(data)
+    assert main(["decompress", str(src), "-o", str(tmp_path / "gan.png"), "--decoder", "gan"]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "gan.png")), gan)
+
+
+def test_gan_decoder_refuses_other_weights_and_missing_decoders(gan_installed, kodak_crop):
+    tiny_file = codec.encode(kodak_crop, 30, model_name=TINY).data
+    with pytest.raises(SalcodecError, match="no GAN decoder is installed for model 'tiny'"):
+        codec.decode(tiny_file, decoder="gan")
+    with pytest.raises(SalcodecError, match="unknown decoder"):
+        codec.decode(tiny_file, decoder="pretty")
+    # a decoder trained for other weights of the same id is refused, not silently used
+    blob = torch.load(gan_installed / "gan" / "gan-base.pt", weights_only=True)
+    blob["base_digest"] = "00" * 8
+    torch.save(blob, gan_installed / "gan" / "gan-base.pt")
+    data = codec.encode(kodak_crop, 30, model_name="gan-base").data
+    with pytest.raises(SalcodecError, match="trained for other weights"):
+        codec.decode(data, decoder="gan")
+
+
+def test_high_frequency_ratio_sees_blur():
+    image = Image.open(KODAK / "kodim01.png").convert("RGB")
+    original = np.asarray(image)
+    assert high_frequency_ratio(original, original) == pytest.approx(1.0)
+    blurred = np.asarray(image.filter(ImageFilter.GaussianBlur(1)))
+    assert high_frequency_ratio(original, blurred) < 0.2
+
+
+def test_gan_training_command_logs_both_sets_and_exports(tmp_path, monkeypatch):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for src in sorted((DATA / "train" / "bsds500" / "val").glob("*.jpg"))[:3]:
+        shutil.copy(src, photos / src.name)
+    cfg = {
+        "name": "gan-test", "out_dir": str(tmp_path / "run"),
+        "model": {"family": "gan-decoder", "base": TINY, "discriminator_width": 8},
+        "data": {"photos": [str(photos)], "heldout": str(DATA / "train" / "bsds500" / "test"), "max_side": 256},
+        "train": {"steps": 4, "batch": 2, "crop": 64, "cache_crops": 6, "q0_range": [0.0, 0.5],
+                  "lr_g": [[0, 1e-4]], "lr_d": [[0, 1e-4]], "distortion_weight": 0.01, "adversarial_weight": 0.5,
+                  "feature_matching_weight": 1.0, "seed": 0, "log_every": 2, "monitor_every": 2,
+                  "monitor_images": 1, "monitor_side": 64, "checkpoint_every": 2},
+    }
+    config = tmp_path / "gan.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    from salcodec.cli import main
+    assert main(["train", "--config", str(config), "--max-steps", "2"]) == 0
+    assert main(["train", "--config", str(config)]) == 0  # resumes from step 2, reusing the latent cache
+    with (tmp_path / "run" / "monitor.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == [0, 2, 4]
+    assert all(np.isfinite(float(r[c])) and float(r[c]) > 0 for r in rows for c in r if c != "step")
+    with (tmp_path / "run" / "log.csv").open() as fh:
+        assert [int(r["step"]) for r in csv.DictReader(fh)] == [2, 4]
+    exported = tmp_path / "run" / "gan" / f"{TINY}.pt"
+    blob = torch.load(exported, weights_only=True)
+    assert blob["base_model"] == TINY and set(blob["state_dict"]) == set(synthesis_state(load_model(TINY)[0]))
