@@ -81,8 +81,12 @@ def test_estimated_rate_matches_stream_size(kodak_crop):
 def test_quality_map_formula():
     s = np.array([[0.0, 1.0], [0.5, 0.5]], np.float32)
     q = quality_map((2, 2), 0.5, s, strength=0.4)
-    np.testing.assert_allclose(q, 0.5 - 0.4 * (1 - s), atol=1e-6)  # the most salient pixel keeps q0
+    ranks = np.array([[0.0, 1.0], [1 / 3, 1 / 3]])  # share of pixels less salient, over the top pixel's
+    np.testing.assert_allclose(q, 0.5 - 0.4 * (1 - ranks), atol=1e-6)  # the most salient pixel keeps q0
     assert q0_byte(q) == round(255 * 0.5)
+    # a rank ignores how peaky the map is: any increasing transform of s gives the same map
+    np.testing.assert_array_equal(quality_map((2, 2), 0.5, s**4, strength=0.4), q)
+    assert np.all(quality_map((2, 2), 0.5, np.full((2, 2), 0.7), strength=0.4) == np.float32(0.5))  # flat: uniform
     assert np.all(quality_map((2, 2), 0.3) == np.float32(0.3))
     assert quality_map((2, 2), 0.2, s, strength=1.0).min() == 0.0
 

@@ -134,3 +134,13 @@ def test_gan_training_command_logs_both_sets_and_exports(tmp_path, monkeypatch):
     exported = tmp_path / "run" / "gan" / f"{TINY}.pt"
     blob = torch.load(exported, weights_only=True)
     assert blob["base_model"] == TINY and set(blob["state_dict"]) == set(synthesis_state(load_model(TINY)[0]))
+
+
+def test_eval_reads_model_specs_with_a_decoder():
+    from salcodec.eval.run import parse_entries
+    mse, gan, ladder = parse_entries(["default-v3", "default-v3@gan:auto", "fixed=a+b"], [], "none")
+    assert (mse.label, mse.decoder, mse.saliency) == ("default-v3:none", "mse", "none")
+    assert (gan.label, gan.decoder, gan.saliency, gan.models) == ("default-v3@gan:auto", "gan", "auto", ("default-v3",))
+    assert ladder.models == ("a", "b") and ladder.decoder == "mse"
+    with pytest.raises(SalcodecError, match="unknown decoder"):
+        parse_entries(["default-v3@pretty"], [], "none")
