@@ -65,6 +65,9 @@ class FactorizedPrior(nn.Module):
     def aux_loss(self) -> torch.Tensor:
         return self.entropy_bottleneck.loss()
 
+    def entropy_tables_ready(self) -> bool:
+        return self.entropy_bottleneck._quantized_cdf.numel() > 0
+
     def update_entropy_tables(self) -> None:
         self.entropy_bottleneck.update(force=True, update_quantiles=True)
 

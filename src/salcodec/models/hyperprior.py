@@ -152,6 +152,9 @@ class QualityMapHyperprior(nn.Module):
         return self.entropy_bottleneck.loss()
 
     # -- coding -----------------------------------------------------------------------------
+    def entropy_tables_ready(self) -> bool:
+        return self.entropy_bottleneck._quantized_cdf.numel() > 0
+
     def update_entropy_tables(self) -> None:
         """Build the CDF tables the range coder uses; call once after loading weights."""
         self.entropy_bottleneck.update(force=True, update_quantiles=True)

@@ -33,6 +33,9 @@ def build_model(family: str, **kwargs) -> nn.Module:
     if family == "bls2017":
         from .bls2017 import FactorizedPrior
         return FactorizedPrior(**kwargs)
+    if family == "gan-extreme":
+        from .extreme import ExtremeGAN
+        return ExtremeGAN(**kwargs)
     raise SalcodecError(f"unknown model family '{family}'")
 
 
@@ -67,7 +70,7 @@ def load_weights_file(path: Path) -> tuple[nn.Module, str]:
         load_state_resizing_buffers(model, state)
     except RuntimeError as exc:
         raise SalcodecError(f"weights file {path} does not fit its model: {str(exc).splitlines()[0]}") from None
-    if model.entropy_bottleneck._quantized_cdf.numel() == 0:
+    if not model.entropy_tables_ready():
         raise SalcodecError(f"weights file {path} has no entropy-coder tables (export it with export_weights)")
     model.eval()
     return model, weights_digest(state)

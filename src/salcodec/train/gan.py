@@ -1,25 +1,28 @@
-"""`salcodec train` for a GAN decoder (config family `gan-decoder`), made to be affordable on CPUs.
+"""`salcodec train` for the two GAN models, made to be affordable on CPUs.
 
-The shipped model's encoder and entropy model are frozen: the latents a file would hold for a
-training crop never change, so they are computed once (the latent cache) and training touches
-only the synthesis transform, warm-started from the MSE decoder, and a small conditional patch
-discriminator. Steps alternate: the discriminator on real vs generated crops, then the generator
-on
+`gan-decoder`: the shipped model's encoder and entropy model are frozen, so the latents a file
+would hold for a training crop never change: they are computed once (the latent cache), and
+training touches only the synthesis transform, warm-started from the MSE decoder, and a small
+conditional patch discriminator. `gan-extreme` (models/extreme.py) trains a whole extreme-rate
+codec against a multi-scale discriminator, its categorical prior learning the symbol frequencies.
 
-    distortion_weight · 255²·mean(w · (x − x̂)²) + adversarial_weight · (−log D(x̂ | ŷ))
+Steps alternate: the discriminator on real vs generated crops, then the generator on
+
+    distortion_weight · 255²·mean(w · (x − x̂)²) + adversarial_weight · (−log D(x̂))
     + feature_matching_weight · Σ|D_l(x̂) − D_l(x)|
 
 where w is the saliency-selective weight (salient pixels held to the original, the rest left to
 the generator; `saliency_weighting: none` weighs every pixel alike). Every `monitor_every` steps
-the same decoder is scored on training images and on held-out images (PSNR and high-frequency
-ratio, `monitor.csv`), so overfitting — the seed's failure with this kind of model — shows as a
-gap between the two columns.
+the model is scored on training images and on held-out images (PSNR and high-frequency ratio,
+`monitor.csv`), so overfitting — the seed's failure with this kind of model — shows as a gap
+between the two columns.
 """
 from __future__ import annotations
 
 import copy
 import csv
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,26 +92,19 @@ def load_monitor_images(folder: Path, count: int, side: int) -> list[np.ndarray]
 
 
 class Monitor:
-    """PSNR and high-frequency ratio of a decoder on fixed training and held-out images."""
+    """PSNR and high-frequency ratio of a reconstruction function on fixed training and held-out images."""
 
-    def __init__(self, model: torch.nn.Module, sets: dict[str, list[np.ndarray]], q0: float):
-        self.q0 = torch.tensor([q0])
-        self.sets = {}
-        for name, images in sets.items():
-            coded = []
+    def __init__(self, sets: dict[str, list[np.ndarray]]):
+        self.sets = sets
+
+    @torch.no_grad()
+    def __call__(self, reconstruct: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, float]:
+        scores = {}
+        for name, images in self.sets.items():
+            ps, hf = [], []
             for img in images:
                 x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
-                coded.append((img, quantized_latents(model, x, torch.full_like(x[:, :1], q0), self.q0)))
-            self.sets[name] = coded
-
-    @torch.inference_mode()
-    def __call__(self, generator: torch.nn.Module) -> dict[str, float]:
-        scores = {}
-        for name, coded in self.sets.items():
-            ps, hf = [], []
-            for img, y_hat in coded:
-                out = generator.synthesis(y_hat, self.q0).clamp(0, 1).mul(255).round().to(torch.uint8)
-                rec = out[0].permute(1, 2, 0).numpy()
+                rec = reconstruct(x).clamp(0, 1).mul(255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
                 ps.append(psnr(img, rec))
                 hf.append(high_frequency_ratio(img, rec))
             scores[f"{name}_psnr"] = float(np.mean(ps))
@@ -125,122 +121,120 @@ def generator_and_discriminator(base: torch.nn.Module, width: int) -> tuple[torc
     return generator, ConditionalPatchDiscriminator(base.M, width)
 
 
-def gan_step(generator: torch.nn.Module, discriminator: ConditionalPatchDiscriminator, opt_g: torch.optim.Optimizer,
-             opt_d: torch.optim.Optimizer, x: torch.Tensor, saliency: torch.Tensor, y_hat: torch.Tensor,
-             q0: torch.Tensor, weights: dict) -> dict[str, float]:
-    """One discriminator step, then one generator step, on the same generated batch."""
-    fake = generator.synthesis(y_hat, q0)
-
-    real_logits, real_features = discriminator(x, y_hat)
-    fake_logits, _ = discriminator(fake.detach(), y_hat)
+def adversarial_step(discriminator: torch.nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                     x: torch.Tensor, fake: torch.Tensor, saliency: torch.Tensor, weights: dict,
+                     condition: torch.Tensor | None = None, extra: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+    """One discriminator step, then one generator step, on the same generated batch `fake`
+    (computed by the caller with gradients); `extra` loss terms are added to the generator's."""
+    real_logits, real_features = discriminator(x, condition)
+    fake_logits, _ = discriminator(fake.detach(), condition)
     d_loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
 
-    fake_logits, fake_features = discriminator(fake, y_hat)
+    fake_logits, fake_features = discriminator(fake, condition)
     adversarial = F.softplus(-fake_logits).mean()  # non-saturating
     w = saliency_weight(saliency, weights["saliency_weighting"], weights["saliency_floor"])
     squared = (fake - x) ** 2
     dist = (squared if w is None else w * squared).mean() * 255**2
     feature_matching = sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_features, real_features)) / len(fake_features)
     g_loss = (weights["distortion_weight"] * dist + weights["adversarial_weight"] * adversarial
-              + weights["feature_matching_weight"] * feature_matching)
+              + weights["feature_matching_weight"] * feature_matching + sum((extra or {}).values()))
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
     mse = squared.detach().flatten(1).mean(1)
     return {"d_loss": d_loss.item(), "g_adversarial": adversarial.item(), "distortion": dist.item(),
             "feature_matching": feature_matching.item(),
-            "psnr": (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean().item()}
+            "psnr": (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean().item()} | \
+        {k: v.item() for k, v in (extra or {}).items()}
 
 
-def train_gan_decoder(cfg: dict, max_steps: int | None = None) -> Path:
-    """Train (or resume) the GAN decoder a config describes; exports `<out_dir>/gan/<base>.pt`."""
-    from .loop import _restore_signal_handlers, _stop_cleanly_on_signals, build_sampler, learning_rate
+def gan_step(generator: torch.nn.Module, discriminator: ConditionalPatchDiscriminator, opt_g: torch.optim.Optimizer,
+             opt_d: torch.optim.Optimizer, x: torch.Tensor, saliency: torch.Tensor, y_hat: torch.Tensor,
+             q0: torch.Tensor, weights: dict) -> dict[str, float]:
+    """A GAN decoder step: the generator is the synthesis, the discriminator sees the latents too."""
+    return adversarial_step(discriminator, opt_g, opt_d, x, generator.synthesis(y_hat, q0), saliency, weights, y_hat)
 
-    tcfg, mcfg = cfg["train"], cfg["model"]
-    previous_handlers = _stop_cleanly_on_signals()
+
+def loss_weights(tcfg: dict) -> dict:
+    return {"distortion_weight": tcfg["distortion_weight"], "adversarial_weight": tcfg["adversarial_weight"],
+            "feature_matching_weight": tcfg.get("feature_matching_weight", 0.0),
+            "saliency_weighting": tcfg.get("saliency_weighting", "normalised"),
+            "saliency_floor": tcfg.get("saliency_floor", 0.1)}
+
+
+def monitor_for(cfg: dict) -> Monitor:
+    data, tcfg = cfg["data"], cfg["train"]
+    count, side = tcfg.get("monitor_images", 8), tcfg.get("monitor_side", 256)
+    return Monitor({"train": load_monitor_images(Path(data["photos"][0]), count, side),
+                    "heldout": load_monitor_images(Path(data["heldout"]), count, side)})
+
+
+def run_gan_training(cfg: dict, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                     step_fn: Callable[[np.random.Generator], dict[str, float]],
+                     reconstruct: Callable[[torch.Tensor], torch.Tensor], monitor: Monitor,
+                     max_steps: int | None, state_of: Callable[[str, torch.nn.Module], dict] | None = None) -> int:
+    """The loop both GAN trainings share: resume, learning rates, CSV logs, the train/held-out
+    monitor, checkpoints that survive SIGTERM. Returns the step reached."""
+    from .loop import _restore_signal_handlers, _stop_cleanly_on_signals, learning_rate
+
+    tcfg = cfg["train"]
     out_dir = Path(cfg["out_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(tcfg["seed"])
-    base_id = mcfg["base"]
-    base, digest = load_model(base_id)
-    if not getattr(base, "variable_rate", False):
-        raise SalcodecError(f"a GAN decoder needs the default model family; '{base_id}' is not one")
-    generator, discriminator = generator_and_discriminator(base, mcfg.get("discriminator_width", 64))
-    opt_g = torch.optim.Adam([p for p in generator.parameters() if p.requires_grad], lr=learning_rate(tcfg["lr_g"], 0),
-                             betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=learning_rate(tcfg["lr_d"], 0), betas=(0.5, 0.999))
-
-    cache_path, last = out_dir / "latent_cache.pt", out_dir / "last.pt"
-    if cache_path.is_file():
-        cache = LatentCache(**torch.load(cache_path, weights_only=True))
-    else:
-        sampler = build_sampler(cfg, tcfg["seed"])
-        cache = build_cache(base, sampler, tcfg["cache_crops"], tuple(tcfg["q0_range"]), tcfg["seed"])
-        torch.save(vars(cache), cache_path)
-    data = cfg["data"]
-    monitor = Monitor(base, {
-        "train": load_monitor_images(Path(data["photos"][0]), tcfg.get("monitor_images", 8), tcfg.get("monitor_side", 256)),
-        "heldout": load_monitor_images(Path(data["heldout"]), tcfg.get("monitor_images", 8), tcfg.get("monitor_side", 256)),
-    }, tcfg.get("monitor_q0", 0.0))
-
+    last = out_dir / "last.pt"
+    state_of = state_of or (lambda name, module: module.state_dict())
+    previous_handlers = _stop_cleanly_on_signals()
     step = 0
     rng = np.random.default_rng(tcfg["seed"])
     if last.is_file():
         state = torch.load(last, map_location="cpu", weights_only=False)
-        generator.load_state_dict(state["generator"], strict=False)
-        discriminator.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
+        for name, module in modules.items():
+            module.load_state_dict(state[name], strict=False)
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state[name])
         rng.bit_generator.state = state["rng"]
         step = state["step"]
 
     def save() -> None:
         tmp = last.with_suffix(".tmp")
-        torch.save({"generator": synthesis_state(generator), "discriminator": discriminator.state_dict(),
-                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng.bit_generator.state,
-                    "step": step, "config": cfg}, tmp)
+        torch.save({name: state_of(name, m) for name, m in modules.items()}
+                   | {name: opt.state_dict() for name, opt in optimizers.items()}
+                   | {"rng": rng.bit_generator.state, "step": step, "config": cfg}, tmp)
         tmp.replace(last)
 
-    weights = {"distortion_weight": tcfg["distortion_weight"], "adversarial_weight": tcfg["adversarial_weight"],
-               "feature_matching_weight": tcfg.get("feature_matching_weight", 0.0),
-               "saliency_weighting": tcfg.get("saliency_weighting", "normalised"),
-               "saliency_floor": tcfg.get("saliency_floor", 0.1)}
     log_path, monitor_path = out_dir / "log.csv", out_dir / "monitor.csv"
-    columns = ["d_loss", "g_adversarial", "distortion", "feature_matching", "psnr"]
     monitor_columns = ["train_psnr", "heldout_psnr", "train_hf_ratio", "heldout_hf_ratio"]
     new_log, new_monitor = not log_path.exists(), not monitor_path.exists()
     log_file, monitor_file = log_path.open("a", newline=""), monitor_path.open("a", newline="")
     log, monitor_log = csv.writer(log_file), csv.writer(monitor_file)
-    if new_log:
-        log.writerow(["step", "wall_s"] + columns)
     if new_monitor:
         monitor_log.writerow(["step"] + monitor_columns)
 
     def record_monitor() -> None:
-        scores = monitor(generator)
+        for module in modules.values():
+            module.eval()
+        scores = monitor(reconstruct)
+        for module in modules.values():
+            module.train()
         monitor_log.writerow([step] + [round(scores[c], 4) for c in monitor_columns])
         monitor_file.flush()
         tqdm.write(f"step {step}: " + ", ".join(f"{c} {scores[c]:.3f}" for c in monitor_columns))
 
     total = tcfg["steps"] if max_steps is None else min(tcfg["steps"], step + max_steps)
     log_every, monitor_every = tcfg.get("log_every", 50), tcfg.get("monitor_every", 250)
+    columns: list[str] | None = None
     running: dict[str, float] = {}
     start = time.time()
     bar = tqdm(total=total, initial=step, desc=cfg.get("name", "gan"), dynamic_ncols=True)
     try:
         if step == 0:
-            record_monitor()  # the MSE decoder, where the GAN decoder starts
+            record_monitor()  # where training starts
         while step < total:
-            for opt, key in ((opt_g, "lr_g"), (opt_d, "lr_d")):
+            for name, opt in optimizers.items():
                 for group in opt.param_groups:
-                    group["lr"] = learning_rate(tcfg[key], step)
-            idx = torch.from_numpy(rng.integers(len(cache.q0), size=tcfg["batch"]))
-            x = cache.images[idx].float() / 255
-            terms = gan_step(generator, discriminator, opt_g, opt_d, x, cache.saliency[idx].float() / 255,
-                             cache.latents[idx], cache.q0[idx], weights)
+                    group["lr"] = learning_rate(tcfg[name], step)
+            terms = step_fn(rng)
             if not all(np.isfinite(v) for v in terms.values()):
                 raise SalcodecError(f"GAN training diverged at step {step} ({terms}); lower the learning rates")
             step += 1
@@ -249,6 +243,10 @@ def train_gan_decoder(cfg: dict, max_steps: int | None = None) -> Path:
                 running[k] = running.get(k, 0.0) + v
             running["n"] = running.get("n", 0.0) + 1
             if step % log_every == 0:
+                if columns is None:
+                    columns = list(terms)
+                    if new_log:
+                        log.writerow(["step", "wall_s"] + columns)
                 avg = {k: v / running["n"] for k, v in running.items()}
                 log.writerow([step, round(time.time() - start, 1)] + [round(avg[c], 5) for c in columns])
                 log_file.flush()
@@ -264,7 +262,88 @@ def train_gan_decoder(cfg: dict, max_steps: int | None = None) -> Path:
         monitor_file.close()
         bar.close()
         _restore_signal_handlers(previous_handlers)
+    return step
+
+
+def train_gan_decoder(cfg: dict, max_steps: int | None = None) -> Path:
+    """Train (or resume) the GAN decoder a config describes; exports `<out_dir>/gan/<base>.pt`."""
+    from .loop import build_sampler, learning_rate
+
+    tcfg, mcfg = cfg["train"], cfg["model"]
+    out_dir = Path(cfg["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(tcfg["seed"])
+    base_id = mcfg["base"]
+    base, digest = load_model(base_id)
+    if not getattr(base, "variable_rate", False):
+        raise SalcodecError(f"a GAN decoder needs the default model family; '{base_id}' is not one")
+    generator, discriminator = generator_and_discriminator(base, mcfg.get("discriminator_width", 64))
+    optimizers = {
+        "lr_g": torch.optim.Adam([p for p in generator.parameters() if p.requires_grad], lr=learning_rate(tcfg["lr_g"], 0),
+                                 betas=(0.5, 0.999)),
+        "lr_d": torch.optim.Adam(discriminator.parameters(), lr=learning_rate(tcfg["lr_d"], 0), betas=(0.5, 0.999)),
+    }
+    cache_path = out_dir / "latent_cache.pt"
+    if cache_path.is_file():
+        cache = LatentCache(**torch.load(cache_path, weights_only=True))
+    else:
+        cache = build_cache(base, build_sampler(cfg, tcfg["seed"]), tcfg["cache_crops"], tuple(tcfg["q0_range"]), tcfg["seed"])
+        torch.save(vars(cache), cache_path)
+    weights = loss_weights(tcfg)
+
+    def step_fn(rng: np.random.Generator) -> dict[str, float]:
+        idx = torch.from_numpy(rng.integers(len(cache.q0), size=tcfg["batch"]))
+        return gan_step(generator, discriminator, optimizers["lr_g"], optimizers["lr_d"], cache.images[idx].float() / 255,
+                        cache.saliency[idx].float() / 255, cache.latents[idx], cache.q0[idx], weights)
+
+    monitor_q0 = torch.tensor([float(tcfg.get("monitor_q0", 0.0))])
+
+    def reconstruct(x: torch.Tensor) -> torch.Tensor:
+        y_hat = quantized_latents(base, x, torch.full_like(x[:, :1], float(monitor_q0)), monitor_q0)
+        return generator.synthesis(y_hat, monitor_q0)
+
+    step = run_gan_training(cfg, {"generator": generator, "discriminator": discriminator}, optimizers, step_fn,
+                            reconstruct, monitor_for(cfg), max_steps,
+                            lambda name, m: synthesis_state(m) if name == "generator" else m.state_dict())
     if step >= tcfg["steps"]:
         export_gan_decoder(generator.eval(), base_id, digest, out_dir / "gan" / f"{base_id}.pt",
                            {"step": step, "config": cfg.get("name")})
-    return last
+    return out_dir / "last.pt"
+
+
+def train_gan_extreme(cfg: dict, max_steps: int | None = None) -> Path:
+    """Train (or resume) an extreme-rate GAN codec (models/extreme.py) end to end: encoder,
+    quantizer centres, categorical prior and generator, against a multi-scale discriminator.
+    Exports `<out_dir>/<name>.pt` (usable with SALCODEC_MODEL_PATH) when done."""
+    from ..models.extreme import MultiScaleDiscriminator
+    from ..models.registry import build_model, export_weights
+    from .loop import build_sampler, learning_rate
+
+    tcfg, mcfg = cfg["train"], cfg["model"]
+    out_dir = Path(cfg["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(tcfg["seed"])
+    hparams = {k: v for k, v in mcfg.items() if k not in ("family", "discriminator_width")}
+    model = build_model("gan-extreme", **hparams).train()
+    discriminator = MultiScaleDiscriminator(mcfg.get("discriminator_width", 32))
+    optimizers = {"lr_g": torch.optim.Adam(model.parameters(), lr=learning_rate(tcfg["lr_g"], 0), betas=(0.5, 0.999)),
+                  "lr_d": torch.optim.Adam(discriminator.parameters(), lr=learning_rate(tcfg["lr_d"], 0), betas=(0.5, 0.999))}
+    sampler = build_sampler(cfg, tcfg["seed"])
+    weights = loss_weights(tcfg)
+
+    def step_fn(rng: np.random.Generator) -> dict[str, float]:
+        x, s, _ = sampler.batch(tcfg["batch"])
+        w_hat, symbols = model.quantizer(model.encoder(x))
+        # the prior learns the symbols' frequencies (its own cross-entropy: the coded bits per pixel)
+        bpp = model.symbol_bits(symbols).sum() / (x.shape[0] * x.shape[2] * x.shape[3])
+        return adversarial_step(discriminator, optimizers["lr_g"], optimizers["lr_d"], x, model.generate(w_hat), s,
+                                weights, extra={"bpp": bpp})
+
+    def reconstruct(x: torch.Tensor) -> torch.Tensor:
+        return model.generate(model.quantizer(model.encoder(x))[0])
+
+    step = run_gan_training(cfg, {"model": model, "discriminator": discriminator}, optimizers, step_fn, reconstruct,
+                            monitor_for(cfg), max_steps)
+    if step >= tcfg["steps"]:
+        export_weights(model.eval(), "gan-extreme", hparams, out_dir / f"{cfg['name']}.pt", {"step": step})
+    return out_dir / "last.pt"
