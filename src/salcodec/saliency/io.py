@@ -40,7 +40,7 @@ def encode_map_png(saliency: np.ndarray, image: np.ndarray | None = None, fmt: s
     """PNG bytes of a map: 'gray' (8-bit L) or 'alpha' (the image's RGB with the map as alpha)."""
     levels = np.clip(np.round(saliency * 255), 0, 255).astype(np.uint8)
     if fmt == "gray":
-        img = Image.fromarray(levels, "L")
+        img = Image.fromarray(levels)  # 2-D uint8: mode L
     elif fmt == "alpha":
         if image is None or image.shape[:2] != levels.shape:
             raise SalcodecError("an alpha-format map needs the image of the same size")
