@@ -1,6 +1,8 @@
 """PSNR at 0.5 bpp on Kodak against training steps, from the weights snapshots of a run.
 
     python benchmarks/learning_curve.py runs/default/snapshots --out docs/learning_curve.png
+    python benchmarks/learning_curve.py runs/default-v3/snapshots --step-offset 17791 \
+        --previous docs/learning_curve.csv --images 8     # a later stage, added to the curve so far
 
 Each snapshot is coded at several qualities (uniform quality map) on the first --images Kodak
 images; the PSNR at the target rate is interpolated per image in log-bpp, then averaged. Writes a
@@ -27,6 +29,8 @@ def main() -> None:
     ap.add_argument("--qualities", type=float, nargs="+", default=[10, 25, 40, 55, 70, 85])
     ap.add_argument("--rate", type=float, default=0.5)
     ap.add_argument("--out", default="docs/learning_curve.png")
+    ap.add_argument("--step-offset", type=int, default=0, help="steps trained before this run (earlier stages)")
+    ap.add_argument("--previous", help="CSV written by an earlier run of this script: its rows come first")
     args = ap.parse_args()
     os.environ["SALCODEC_MODEL_PATH"] = args.snapshots
     from salcodec.codec import codec
@@ -34,8 +38,12 @@ def main() -> None:
 
     images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(Path(args.kodak).glob("*.png"))[: args.images]]
     rows = []
+    if args.previous:
+        with open(args.previous) as fh:
+            rows = [{k: (float(v) if v else None) if k.startswith("psnr") else (int(v) if k == "step" else v)
+                     for k, v in r.items()} for r in csv.DictReader(fh)]
     for snap in sorted(Path(args.snapshots).glob("step*.pt")):
-        step = int(snap.stem[4:])
+        step = args.step_offset + int(snap.stem[4:])
         curves = []
         for img in images:
             bpp, quality = [], []
@@ -60,7 +68,8 @@ def main() -> None:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2 if args.logs else 1, figsize=(11 if args.logs else 6, 4), dpi=110, squeeze=False)
     ax = axes[0, 0]
-    ax.plot([r["step"] for r in rows], [r[f"psnr_at_{args.rate}"] for r in rows], marker="o")
+    measured = [r for r in rows if r[f"psnr_at_{args.rate}"] is not None]  # early models may not reach the rate
+    ax.plot([r["step"] for r in measured], [r[f"psnr_at_{args.rate}"] for r in measured], marker="o")
     ax.set_xlabel("training steps (batch 8 x 128²)")
     ax.set_ylabel(f"Kodak PSNR-RGB at {args.rate} bpp (dB)")
     ax.grid(alpha=0.3)
