@@ -68,8 +68,7 @@ def test_pixels_identical_whatever_the_thread_count():
 
 
 def test_saliency_moves_quality_toward_the_salient_region(kodim23):
-    """At equal real bpp, a saliency map raises PSNR where it is high and lowers it elsewhere
-    (default-v2: +0.29 dB on the salient half, -0.53 dB on the other)."""
+    """At equal real bpp, a saliency map raises PSNR where it is high and lowers it elsewhere."""
     sal = np.zeros(kodim23.shape[:2], np.float32)
     sal[:, :384] = 1.0
     plain_enc = codec.encode(kodim23, 50, None, 0.0)
