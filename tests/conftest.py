@@ -33,5 +33,16 @@ def kodak_crop() -> np.ndarray:
 
 
 @pytest.fixture
+def training_photos(tmp_path) -> Path:
+    """A folder of three BSDS500 val photos: enough for a training command to run a few steps."""
+    import shutil
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for src in sorted((DATA / "train" / "bsds500" / "val").glob("*.jpg"))[:3]:
+        shutil.copy(src, folder / src.name)
+    return folder
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

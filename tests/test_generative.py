@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -106,15 +105,11 @@ def test_high_frequency_ratio_sees_blur():
     assert high_frequency_ratio(original, blurred) < 0.2
 
 
-def test_gan_training_command_logs_both_sets_and_exports(tmp_path, monkeypatch):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for src in sorted((DATA / "train" / "bsds500" / "val").glob("*.jpg"))[:3]:
-        shutil.copy(src, photos / src.name)
+def test_gan_training_command_logs_both_sets_and_exports(tmp_path, training_photos):
     cfg = {
         "name": "gan-test", "out_dir": str(tmp_path / "run"),
         "model": {"family": "gan-decoder", "base": TINY, "discriminator_width": 8},
-        "data": {"photos": [str(photos)], "heldout": str(DATA / "train" / "bsds500" / "test"), "max_side": 256},
+        "data": {"photos": [str(training_photos)], "heldout": str(DATA / "train" / "bsds500" / "test"), "max_side": 256},
         "train": {"steps": 4, "batch": 2, "crop": 64, "cache_crops": 6, "q0_range": [0.0, 0.5],
                   "lr_g": [[0, 1e-4]], "lr_d": [[0, 1e-4]], "distortion_weight": 0.01, "adversarial_weight": 0.5,
                   "feature_matching_weight": 1.0, "seed": 0, "log_every": 2, "monitor_every": 2,

@@ -177,7 +177,8 @@ def run_gan_training(cfg: dict, modules: dict[str, torch.nn.Module], optimizers:
                      reconstruct: Callable[[torch.Tensor], torch.Tensor], monitor: Monitor,
                      max_steps: int | None, state_of: Callable[[str, torch.nn.Module], dict] | None = None) -> int:
     """The loop both GAN trainings share: resume, learning rates, CSV logs, the train/held-out
-    monitor, checkpoints that survive SIGTERM. Returns the step reached."""
+    monitor, checkpoints that survive SIGTERM. Returns the step reached. Each optimizer is keyed
+    by the config key of its learning-rate schedule (`lr_g`, `lr_d`)."""
     from .loop import _restore_signal_handlers, _stop_cleanly_on_signals, learning_rate
 
     tcfg = cfg["train"]
