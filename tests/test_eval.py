@@ -66,3 +66,13 @@ def load_in_browser(page: Path) -> tuple[int, int]:
     counts = re.search(r'data-images="(\d+)" data-broken="(\d+)"', body.group(0))
     assert counts, body.group(0)
     return int(counts.group(1)), int(counts.group(2))
+
+
+def test_model_specs_carry_their_own_saliency_strength():
+    from salcodec.errors import SalcodecError
+    from salcodec.eval.run import parse_entries
+    plain, strong = parse_entries(["default-v4:human", "default-v4:human:0.8"], [], "none")
+    assert (plain.label, plain.strength) == ("default-v4:human", None)
+    assert (strong.label, strong.saliency, strong.strength) == ("default-v4:human:0.8", "human", 0.8)
+    with pytest.raises(SalcodecError, match="not a number"):
+        parse_entries(["default-v4:human:strong"], [], "none")

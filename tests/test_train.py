@@ -123,3 +123,33 @@ def test_exported_weights_keep_constant_buffers_exact(tmp_path):
                  "g_a_gdn.0.beta_reparam.pedestal"):
         assert state[name].dtype == torch.float32 and state[name].item() > 0, name
     assert state["g_a.0.weight"].dtype == torch.float16
+
+
+def test_a_time_budget_fits_steps_and_schedule_and_workers_feed_the_loop(tmp_path, monkeypatch):
+    """`train.minutes` ends the run near its budget with the lr milestones scaled to the steps
+    that fit; `train.loader_workers` cuts the crops in worker processes."""
+    from salcodec.train import loop
+
+    monkeypatch.setattr(loop, "SPEED_PROBE_STEPS", 5)  # the fit happens at step 15
+    config = tiny_config(tmp_path, steps=100_000)
+    cfg = yaml.safe_load(Path(config).read_text())
+    cfg["train"] |= {"minutes": 0.4, "loader_workers": 2, "lr": [[0, 2e-3], [50_000, 1e-3]], "snapshot_every": 10**9}
+    Path(config).write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", config]) == 0
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert 15 < state["step"] < 100_000
+    rows = read_log(tmp_path)
+    assert float(rows[-1]["wall_s"]) < 0.4 * 60 + 5
+    assert float(rows[0]["lr"]) == 2e-3
+    assert state["optimizer"]["param_groups"][0]["lr"] == 1e-3  # the 50,000 milestone moved below the end
+
+
+def test_batch_stream_workers_draw_different_crops(tmp_path):
+    from salcodec.train.data import BatchStream, CropSampler, load_photo_folder
+
+    samples = load_photo_folder(DATA / "train" / "bsds500" / "val", 256)[:3]
+    stream = BatchStream(CropSampler(samples, 32, seed=0), batch=2, seed=0)
+    loader = iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2))
+    first, second = next(loader), next(loader)  # one batch from each worker
+    assert first[0].shape == (2, 3, 32, 32)
+    assert not torch.equal(first[0], second[0])

@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="rate-distortion of models and classic codecs, with plots and an HTML report")
     p.add_argument("--models", help="comma-separated curves: ID[@gan] (variable rate, swept over --qualities; @gan: read by the GAN decoder), "
-                                    "LABEL=ID1+ID2+... (a ladder of fixed-rate models); a :SALIENCY suffix overrides --saliency")
+                                    "LABEL=ID1+ID2+... (a ladder of fixed-rate models); a :SALIENCY[:STRENGTH] suffix overrides --saliency [and --strength]")
     p.add_argument("--codecs", help="comma-separated classic codecs: jpeg,webp,avif,jxl")
     p.add_argument("--data", required=True, help="folder of images, or a saliency set (images/, maps/)")
     p.add_argument("--saliency", default="none", help="what the encoder gets: none, auto, human or a predictor")

@@ -39,7 +39,7 @@ CODECS: dict[str, Callable[[np.ndarray, int], tuple[bytes, np.ndarray]]] = {
 
 # quality ladders spanning about 0.1-2 bpp on Kodak
 LADDERS: dict[str, list[int]] = {
-    "jpeg": [5, 10, 20, 30, 45, 60, 75, 85, 92],
+    "jpeg": [2, 5, 10, 20, 30, 45, 60, 75, 85, 92],
     "webp": [1, 5, 15, 30, 50, 70, 82, 90, 95],
     "avif": [5, 15, 25, 35, 45, 55, 65, 75, 85],
     "jxl": [5, 15, 30, 45, 60, 75, 85, 92],

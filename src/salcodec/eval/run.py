@@ -38,6 +38,7 @@ class Entry:
     models: tuple[str, ...] = ()
     saliency: str = "none"
     decoder: str = "mse"
+    strength: float | None = None  # None: the run's --strength
 
     @property
     def ladder(self) -> bool:
@@ -45,19 +46,25 @@ class Entry:
 
 
 def parse_entries(models: list[str], codecs: list[str], default_saliency: str) -> list[Entry]:
-    """Model specs: `ID[@DECODER][:SALIENCY]` (variable rate; DECODER mse or gan) or
-    `LABEL=ID1+ID2+...[:SALIENCY]` (a λ ladder)."""
+    """Model specs: `ID[@DECODER][:SALIENCY[:STRENGTH]]` (variable rate; DECODER mse or gan) or
+    `LABEL=ID1+ID2+...[:SALIENCY[:STRENGTH]]` (a λ ladder); STRENGTH overrides --strength."""
     entries = []
     for spec in models:
         body, _, sal = spec.partition(":")
+        sal, _, strength_text = sal.partition(":")
         sal = sal or default_saliency
+        try:
+            strength = float(strength_text) if strength_text else None
+        except ValueError:
+            raise SalcodecError(f"strength '{strength_text}' in '{spec}' is not a number") from None
         body, _, decoder = body.partition("@")
         label, _, ids = body.partition("=")
         ladder = tuple(ids.split("+")) if ids else (label,)
         if decoder not in ("", "mse", "gan"):
             raise SalcodecError(f"unknown decoder '{decoder}' in '{spec}' (mse or gan)")
         tag = f"@{decoder}" if decoder else ""
-        entries.append(Entry(f"{label}{tag}:{sal}", "salcodec", ladder, sal, decoder or "mse"))
+        suffix = f":{strength_text}" if strength_text else ""
+        entries.append(Entry(f"{label}{tag}:{sal}{suffix}", "salcodec", ladder, sal, decoder or "mse", strength))
     for name in codecs:
         if name not in baselines.CODECS:
             raise SalcodecError(f"unknown codec '{name}' (choose from {', '.join(baselines.CODECS)})")
@@ -128,9 +135,10 @@ def evaluate(data: Path, entries: list[Entry], reference_kind: str, strength: fl
                         encoder_maps[entry.saliency] = reference if entry.saliency == reference_kind else \
                             saliency_for(entry.saliency, data, path, image)
                     model, quality = (setting, 50) if entry.ladder else (entry.models[0], setting)
-                    key = (model, quality, entry.saliency)
+                    gamma = strength if entry.strength is None else entry.strength
+                    key = (model, quality, entry.saliency, gamma)
                     if key not in encoded:
-                        encoded[key] = codec.encode(image, quality, encoder_maps[entry.saliency], strength, model)
+                        encoded[key] = codec.encode(image, quality, encoder_maps[entry.saliency], gamma, model)
                     enc = encoded[key]
                     data_bytes, decoded, est = enc.data, codec.decode(enc.data, decoder=entry.decoder), enc.estimated_bpp
                 else:

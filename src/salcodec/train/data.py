@@ -121,3 +121,21 @@ class CropSampler:
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         imgs, sals, qs = zip(*(self._one() for _ in range(size)))
         return torch.stack(imgs), torch.stack(sals), torch.stack(qs)
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Endless batches from a CropSampler, for DataLoader worker processes.
+
+    A GPU steps faster than one CPU core cuts crops; each worker draws from its own random
+    stream (the sampler's seed and the worker's id), so workers never repeat each other.
+    """
+
+    def __init__(self, sampler: CropSampler, batch: int, seed: int):
+        self.sampler, self.batch, self.seed = sampler, batch, seed
+
+    def __iter__(self):
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None:
+            self.sampler.rng = np.random.default_rng([self.seed, worker.id])
+        while True:
+            yield self.sampler.batch(self.batch)

@@ -6,6 +6,11 @@ trains with DistributedDataParallel: gloo on CPU, nccl on GPU; each rank draws i
 Resumable: the full state (weights, optimizers, step, random generators) is saved to
 `<out_dir>/last.pt` every `checkpoint_every` steps and picked up on the next start.
 `--init WEIGHTS` warm-starts from a weights-only file with fresh optimizers.
+
+For a lent GPU (minutes, not hours): `train.loader_workers` cuts crops in worker processes,
+and `train.minutes` fits the run to a wall-clock budget: after `SPEED_PROBE_STEPS` steps the
+step count, and the learning-rate milestones with it, are scaled to the measured speed, so the
+schedule still ends with its low-rate phase. The log records the steps actually run.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from tqdm import tqdm
 from ..errors import SalcodecError
 from ..models.layers import load_state_resizing_buffers
 from ..models.registry import build_model, export_weights, weights_digest
-from .data import CropSampler, load_photo_folder, load_saliency_set
+from .data import BatchStream, CropSampler, load_photo_folder, load_saliency_set
 from .objectives import make_objective
 
 
@@ -36,6 +41,9 @@ def load_config(path: Path) -> dict:
         return yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise SalcodecError(f"cannot read config {path}: {exc}") from None
+
+
+SPEED_PROBE_STEPS = 60  # steps timed (after the first 10) before a time budget sets the step count
 
 
 def learning_rate(schedule: list[list[float]], step: int) -> float:
@@ -214,19 +222,31 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
             log.writerow(["step", "wall_s", "lr", "loss", "bpp", "mse", "psnr", "aux", "skipped"])
 
     total = tcfg["steps"] if max_steps is None else min(tcfg["steps"], step + max_steps)
+    schedule_scale = 1.0  # a time budget stretches or shrinks the configured schedule
+    budget_s = 60.0 * tcfg["minutes"] if "minutes" in tcfg else None
+    batches = None
+    if tcfg.get("loader_workers", 0) > 0:
+        stream = BatchStream(sampler, tcfg["batch"], tcfg["seed"] + 1000 * ctx.rank + step)
+        batches = iter(torch.utils.data.DataLoader(
+            stream, batch_size=None, num_workers=tcfg["loader_workers"], prefetch_factor=4,
+            pin_memory=ctx.device.type == "cuda", persistent_workers=True))
+    if ctx.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
     objective = make_objective(mcfg["family"], tcfg)
     log_every = tcfg.get("log_every", 50)
     running: dict[str, float] = {}
     skipped, max_skipped = 0, tcfg.get("max_skipped_steps", 100)
     model.train()
     start = time.time()
+    probe_step, probe_time = step + 10, None
     bar = tqdm(total=total, initial=step, desc=cfg.get("name", "train"), dynamic_ncols=True, disable=not ctx.main)
     try:
-        while step < total:
-            lr = learning_rate(tcfg["lr"], step)
+        while step < total and (budget_s is None or time.time() - start < budget_s):
+            lr = learning_rate(tcfg["lr"], step / schedule_scale)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, s, q = (t.to(ctx.device) for t in sampler.batch(tcfg["batch"]))
+            batch = next(batches) if batches is not None else sampler.batch(tcfg["batch"])
+            x, s, q = (t.to(ctx.device, non_blocking=True) for t in batch)
             terms = objective(net, x, s, q)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
@@ -250,6 +270,19 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
                 aux_optimizer.step()
             step += 1
             bar.update(1)
+            if budget_s is not None and step == probe_step:
+                probe_time = time.time()
+            elif budget_s is not None and step == probe_step + SPEED_PROBE_STEPS:
+                rate = SPEED_PROBE_STEPS / (time.time() - probe_time)
+                fitted = [step + int(rate * (budget_s - (time.time() - start)))]
+                if ctx.world > 1:
+                    dist.broadcast_object_list(fitted, src=0)  # every rank stops at the same step
+                total = fitted[0]
+                schedule_scale = total / tcfg["steps"]
+                bar.total = total
+                if ctx.main:
+                    tqdm.write(f"{rate:.2f} steps/s: {total} steps fit the {tcfg['minutes']} min budget; "
+                               f"learning-rate milestones scaled by {schedule_scale:.3f}")
 
             for key, value in terms.items():
                 running[key] = running.get(key, 0.0) + value.item()
