@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # the maps work on arrays and tensors alike; the CLI imports 
     import torch
 
 DEFAULT_STRENGTH = 0.5  # γ for saliency-derived maps when the user gives none
-LAMBDA_MIN = 0.0009  # the default model's λ range (configs/default.yaml; default-v2 had 0.0018-0.12)
-LAMBDA_MAX = 0.2
+LAMBDA_MIN = 0.0009  # the default model's λ range (configs/default-v4-stage2.yaml; default-v3 had 0.0009-0.2)
+LAMBDA_MAX = 0.36
 
 
 def quality_to_q0(quality: float) -> float:
