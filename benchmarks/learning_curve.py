@@ -3,6 +3,8 @@
     python benchmarks/learning_curve.py runs/default/snapshots --out docs/learning_curve.png
     python benchmarks/learning_curve.py runs/default-v3/snapshots --step-offset 17791 \
         --previous docs/learning_curve.csv --images 8     # a later stage, added to the curve so far
+    python benchmarks/learning_curve.py runs/default-v4/snapshots --previous docs/learning_curve.csv --images 8 \
+        --xlabel "training steps (8 x 128² on the CPU up to 24,791, then 16 x 256² on a GPU)"
 
 Each snapshot is coded at several qualities (uniform quality map) on the first --images Kodak
 images; the PSNR at the target rate is interpolated per image in log-bpp, then averaged. Writes a
@@ -30,7 +32,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0.5)
     ap.add_argument("--out", default="docs/learning_curve.png")
     ap.add_argument("--step-offset", type=int, default=0, help="steps trained before this run (earlier stages)")
-    ap.add_argument("--previous", help="CSV written by an earlier run of this script: its rows come first")
+    ap.add_argument("--previous", help="CSV written by an earlier run of this script: its rows come first, "
+                                       "and snapshots at steps it already holds are not measured again")
+    ap.add_argument("--xlabel", default="training steps (batch 8 x 128²)")
     args = ap.parse_args()
     os.environ["SALCODEC_MODEL_PATH"] = args.snapshots
     from salcodec.codec import codec
@@ -44,6 +48,8 @@ def main() -> None:
                      for k, v in r.items()} for r in csv.DictReader(fh)]
     for snap in sorted(Path(args.snapshots).glob("step*.pt")):
         step = args.step_offset + int(snap.stem[4:])
+        if any(r["step"] == step for r in rows):
+            continue
         curves = []
         for img in images:
             bpp, quality = [], []
@@ -70,7 +76,7 @@ def main() -> None:
     ax = axes[0, 0]
     measured = [r for r in rows if r[f"psnr_at_{args.rate}"] is not None]  # early models may not reach the rate
     ax.plot([r["step"] for r in measured], [r[f"psnr_at_{args.rate}"] for r in measured], marker="o")
-    ax.set_xlabel("training steps (batch 8 x 128²)")
+    ax.set_xlabel(args.xlabel)
     ax.set_ylabel(f"Kodak PSNR-RGB at {args.rate} bpp (dB)")
     ax.grid(alpha=0.3)
     if args.logs:
