@@ -17,17 +17,5 @@ start=$(date +%s)
 timeout -s TERM "$hard_limit" python3 -m salcodec --threads 4 train --config "$config" --init "$weights" 2>&1 \
   | tr '\r' '\n' | tee "$out/train_stdout.log" | grep -v "^ *$" | awk 'NR % 20 == 1 || /steps\/s|error|Error|warning/'
 echo "training wall time: $(( $(date +%s) - start )) s"
-python3 - "$config" "$out" <<'PY'
-import sys, torch, yaml
-from salcodec.models.registry import build_model
-cfg = yaml.safe_load(open(sys.argv[1]))
-hparams = {k: v for k, v in cfg["model"].items() if k != "family"}
-params = {name for name, _ in build_model(cfg["model"]["family"], **hparams).named_parameters()}
-state = torch.load(f"{cfg['out_dir']}/last.pt", map_location="cpu", weights_only=False)
-# fp16 parameters (as shipped) keep the file under the 16 MiB a file may bring back; buffers stay exact
-torch.save({"model": {k: (v.half() if k in params else v) for k, v in state["model"].items()},
-            "step": state["step"], "config": cfg}, f"{sys.argv[2]}/{cfg['name']}-state.pt")
-print("saved", cfg["name"], "at step", state["step"])
-PY
-cp "$(python3 -c "import yaml,sys; print(yaml.safe_load(open('$config'))['out_dir'])")/log.csv" "$out/log.csv"
+python3 scripts/gpu/save_state.py "$config" "$out"
 tail -3 "$out/log.csv"

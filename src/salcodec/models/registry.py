@@ -43,17 +43,24 @@ def shipped_models() -> list[str]:
     return sorted({p.stem for d in weights_dirs() for p in d.glob("*.pt")})
 
 
+def half_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state with its learned parameters in fp16, as weights files store them.
+
+    Buffers stay as they are: they hold constants such as the likelihood lower bound (1e-9)
+    and GDN's pedestal (2^-36), which fp16 would flush to zero.
+    """
+    params = {name for name, _ in model.named_parameters()}
+    return {k: (v.half() if k in params else v) for k, v in model.state_dict().items()}
+
+
 def export_weights(model: nn.Module, family: str, hparams: dict, path: Path, meta: dict | None = None) -> None:
     """Weights-only fp16 file with the entropy-coder tables built from the fp16 weights.
 
     The tables are integers stored in the file, so every machine codes with the same ones.
     """
-    # only the learned parameters go to fp16: buffers hold constants such as the likelihood
-    # lower bound (1e-9) and GDN's pedestal (2^-36), which fp16 would flush to zero
-    params = {name for name, _ in model.named_parameters()}
-    model.load_state_dict({k: (v.half().float() if k in params else v) for k, v in model.state_dict().items()})
+    model.load_state_dict({k: v.float() if v.dtype == torch.float16 else v for k, v in half_parameters(model).items()})
     model.update_entropy_tables()
-    state = {k: (v.half() if k in params else v) for k, v in model.state_dict().items()}
+    state = half_parameters(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"family": family, "hparams": hparams, "state_dict": state, "meta": meta or {}}, path)
 

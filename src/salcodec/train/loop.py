@@ -10,7 +10,8 @@ Resumable: the full state (weights, optimizers, step, random generators) is save
 For a lent GPU (minutes, not hours): `train.loader_workers` cuts crops in worker processes,
 and `train.minutes` fits the run to a wall-clock budget: after `SPEED_PROBE_STEPS` steps the
 step count, and the learning-rate milestones with it, are scaled to the measured speed, so the
-schedule still ends with its low-rate phase. The log records the steps actually run.
+schedule still ends with its low-rate phase. The log records the steps actually run. Workers
+draw from streams seeded by the step a run starts at, so a resumed run does not replay crops.
 """
 from __future__ import annotations
 
@@ -277,7 +278,7 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
                 fitted = [step + int(rate * (budget_s - (time.time() - start)))]
                 if ctx.world > 1:
                     dist.broadcast_object_list(fitted, src=0)  # every rank stops at the same step
-                total = fitted[0]
+                total = fitted[0] if max_steps is None else min(fitted[0], total)  # --max-steps still caps it
                 schedule_scale = total / tcfg["steps"]
                 bar.total = total
                 if ctx.main:
