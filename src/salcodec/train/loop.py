@@ -5,7 +5,8 @@ trains with DistributedDataParallel: gloo on CPU, nccl on GPU; each rank draws i
 
 Resumable: the full state (weights, optimizers, step, random generators) is saved to
 `<out_dir>/last.pt` every `checkpoint_every` steps and picked up on the next start.
-`--init WEIGHTS` warm-starts from a weights-only file with fresh optimizers.
+`--init WEIGHTS` (or `train.init` in the config) warm-starts from a weights-only file with
+fresh optimizers.
 
 For a lent GPU (minutes, not hours): `train.loader_workers` cuts crops in worker processes,
 and `train.minutes` fits the run to a wall-clock budget: after `SPEED_PROBE_STEPS` steps the
@@ -109,6 +110,10 @@ def train(config_path: Path, init: Path | None = None, max_steps: int | None = N
     rung is exported to `<out_dir>/models/<name>-l<i>.pt` (usable with SALCODEC_MODEL_PATH).
     """
     cfg = load_config(config_path)
+    if init is None and "init" in cfg["train"]:
+        init = Path(cfg["train"]["init"])
+    if init is not None and not init.is_file():
+        raise SalcodecError(f"warm-start weights {init} not found (a config's train.init names the run that makes them)")
     if cfg["model"]["family"] == "gan-decoder":
         from .gan import train_gan_decoder
         return train_gan_decoder(cfg, max_steps)
@@ -162,6 +167,21 @@ def _restore_signal_handlers(previous: dict) -> None:
         signal.signal(sig, handler)
 
 
+def _widen_input_channels(weights: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fit a warm start to a model with extra input channels (the saliency input of
+    `bls2017-salenc`): the old channels keep their weights, the new ones start at zero, so the
+    widened model first computes exactly what the warm start did."""
+    widened = dict(weights)
+    for name, value in weights.items():
+        want = target.get(name)
+        if (want is not None and value.dim() == 4 and want.dim() == 4 and value.shape[0] == want.shape[0]
+                and value.shape[2:] == want.shape[2:] and value.shape[1] < want.shape[1]):
+            padded = torch.zeros_like(want)
+            padded[:, :value.shape[1]] = value
+            widened[name] = padded
+    return widened
+
+
 def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) -> Path:
     tcfg, mcfg = cfg["train"], cfg["model"]
     previous_handlers = _stop_cleanly_on_signals()
@@ -183,6 +203,7 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
         weights = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
         # a warm start may come from an earlier version of the architecture: new parameters keep their init
         missing = set(model.state_dict()) - set(weights)
+        weights = _widen_input_channels(weights, model.state_dict())
         load_state_resizing_buffers(model, weights, strict=False)
         if missing and ctx.main:
             print(f"warm start from {init}: {len(missing)} new tensors initialised fresh: {sorted(missing)[:6]}")
