@@ -128,3 +128,22 @@ def test_big_images_are_tiled_and_round_trip(monkeypatch, rng):
     data = codec.encode(image, 50, model_name=TINY).data
     assert bitstream.unpack(data).header.tile == 256
     assert codec.decode(data).shape == image.shape
+
+
+@pytest.mark.parametrize("in_ch,out_ch,kernel,stride", [(8, 6, 5, 2), (4, 3, 3, 2), (6, 4, 5, 3), (3, 8, 7, 2)])
+def test_subpixel_decoding_equals_the_transposed_convolution(in_ch, out_ch, kernel, stride):
+    """Coding runs the synthesis' transposed convolutions as convolution + pixel shuffle: the same
+    function as training's transposed convolution, up to float rounding, and it follows new weights."""
+    from salcodec.models.layers import deconv
+    torch.manual_seed(0)
+    layer = deconv(in_ch, out_ch, kernel, stride).eval()
+    x = torch.randn(2, in_ch, 7, 9)
+    for _ in range(2):
+        reference = layer(x)  # autograd on: the transposed convolution itself
+        with torch.no_grad():
+            fast = layer(x)
+        assert layer._shuffle_applies()
+        assert fast.shape == reference.shape == (2, out_ch, 7 * stride, 9 * stride)
+        assert torch.allclose(fast, reference, atol=1e-5)
+        with torch.no_grad():
+            layer.weight.mul_(-0.5)  # in place, as load_state_dict does: the phase kernels are rebuilt

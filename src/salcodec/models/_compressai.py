@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def _light_package() -> None:
@@ -28,9 +30,28 @@ def _light_package() -> None:
     sys.modules["compressai"] = package
 
 
-_light_package()
+@contextmanager
+def _scipy_stats_deferred() -> Iterator[None]:
+    """compressai.entropy_models imports scipy.stats (about 0.6 s) at the top for one call that
+    runs only when coding tables are rebuilt, and shipped weights carry their tables. While it
+    imports, a placeholder stands in for scipy.stats; afterwards the placeholder is gone, so
+    `scipy.stats` there, or anywhere, is the real module, imported on first use by scipy's own
+    lazy submodule loading."""
+    if "scipy.stats" in sys.modules or importlib.util.find_spec("scipy") is None:
+        yield
+        return
+    import scipy
+    sys.modules["scipy.stats"] = types.ModuleType("scipy.stats")
+    try:
+        yield
+    finally:
+        del sys.modules["scipy.stats"]
+        scipy.__dict__.pop("stats", None)
 
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402
+
+_light_package()
+with _scipy_stats_deferred():
+    from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402
 from compressai.layers import GDN  # noqa: E402
 
 __all__ = ["EntropyBottleneck", "GaussianConditional", "GDN"]

@@ -12,9 +12,64 @@ def conv(in_ch: int, out_ch: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d
 
 
 def deconv(in_ch: int, out_ch: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
-    return nn.ConvTranspose2d(
+    return SubPixelConvTranspose2d(
         in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1
     )
+
+
+class SubPixelConvTranspose2d(nn.ConvTranspose2d):
+    """A transposed convolution that, when coding (eval mode, no autograd), runs as an ordinary
+    convolution followed by a pixel shuffle.
+
+    Output pixel s·m + r of a stride-s transposed convolution sums input pixels m + t with kernel
+    tap r + p − s·t, so each of the s² output phases is a small convolution of the input. One
+    convolution with s²·C_out channels computes them all; the shuffle interleaves the phases.
+    Same weights and the same function (float rounding aside); PyTorch's native transposed
+    convolution spends most of its time scattering columns into a zeroed output (col2im), which
+    made it more than half of decoding. Training keeps the transposed convolution.
+    """
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if self.training or torch.is_grad_enabled() or output_size is not None or not self._shuffle_applies():
+            return super().forward(x, output_size)
+        weight, bias = self._phase_kernels()
+        pad = weight.shape[-1] // 2
+        return nn.functional.pixel_shuffle(nn.functional.conv2d(x, weight, bias, padding=pad), self.stride[0])
+
+    def _shuffle_applies(self) -> bool:
+        """Square and plain (no dilation, no groups), with the output exactly `stride` times the input,
+        and wide enough: for a few output channels (the RGB layer) the native im2col of a 3×3
+        convolution costs several times the transposed convolution it replaces."""
+        (k, k2), (s, s2), (p, p2) = self.kernel_size, self.stride, self.padding
+        return (self.out_channels * s * s >= self.in_channels and k == k2 and s == s2 and p == p2 and k == 2 * p + 1 and self.output_padding == (s - 1, s - 1)
+                and self.dilation == (1, 1) and self.groups == 1)
+
+    def _phase_kernels(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The s²·C_out phase kernels, rebuilt only when the weights change (loading bumps their version)."""
+        key = (self.weight.data_ptr(), self.weight._version, None if self.bias is None else self.bias._version)
+        cached = getattr(self, "_phase_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        k, s, p = self.kernel_size[0], self.stride[0], self.padding[0]
+        reach = (p + s - 1) // s  # input offsets t run over −reach … reach
+        taps = 2 * reach + 1
+        c_in, c_out = self.weight.shape[:2]
+        kernels = self.weight.new_zeros(c_out, s, s, c_in, taps, taps)
+        w = self.weight.permute(1, 0, 2, 3)  # C_out × C_in × k × k
+        for ry in range(s):
+            for a in range(taps):
+                ky = ry + p - s * (a - reach)
+                if not 0 <= ky < k:
+                    continue
+                for rx in range(s):
+                    for b in range(taps):
+                        kx = rx + p - s * (b - reach)
+                        if 0 <= kx < k:
+                            kernels[:, ry, rx, :, a, b] = w[:, :, ky, kx]
+        weight = kernels.reshape(c_out * s * s, c_in, taps, taps)
+        bias = None if self.bias is None else self.bias.repeat_interleave(s * s)
+        self._phase_cache = (key, weight, bias)
+        return weight, bias
 
 
 def to_unit(pixels: torch.Tensor) -> torch.Tensor:
