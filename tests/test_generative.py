@@ -139,3 +139,25 @@ def test_eval_reads_model_specs_with_a_decoder():
     assert ladder.models == ("a", "b") and ladder.decoder == "mse"
     with pytest.raises(SalcodecError, match="unknown decoder"):
         parse_entries(["default-v3@pretty"], [], "none")
+
+
+def test_r1_penalty_enters_the_discriminator_step_only_when_asked(rng):
+    """Same start, same batch: the R1 term is measured and changes the discriminator's update only
+    with r1_weight > 0, and the generator's first update does not depend on it."""
+    base, _ = load_model(TINY)
+    x = torch.from_numpy(rng.random((2, 3, 64, 64), dtype=np.float32))
+    q0 = torch.tensor([0.2, 0.6])
+    y_hat = quantized_latents(base, x, q0.view(-1, 1, 1, 1).expand(-1, 1, 64, 64), q0)
+    saliency = torch.rand(2, 1, 64, 64)
+    results = {}
+    for r1_weight in (0.0, 10.0):
+        torch.manual_seed(0)
+        generator, discriminator = generator_and_discriminator(base, width=8)
+        opt_g = torch.optim.SGD([p for p in generator.parameters() if p.requires_grad], lr=1e-3)
+        opt_d = torch.optim.SGD(discriminator.parameters(), lr=1e-3)
+        weights = {"distortion_weight": 0.01, "adversarial_weight": 1.0, "feature_matching_weight": 0.0,
+                   "saliency_weighting": "normalised", "saliency_floor": 0.1, "r1_weight": r1_weight}
+        terms = gan_step(generator, discriminator, opt_g, opt_d, x, saliency, y_hat, q0, weights)
+        results[r1_weight] = terms, snapshot(discriminator)
+    assert results[0.0][0]["r1"] == 0 and results[10.0][0]["r1"] > 0
+    assert changed(results[0.0][1], results[10.0][1])

@@ -12,7 +12,8 @@ Steps alternate: the discriminator on real vs generated crops, then the generato
     + feature_matching_weight · Σ|D_l(x̂) − D_l(x)|
 
 where w is the saliency-selective weight (salient pixels held to the original, the rest left to
-the generator; `saliency_weighting: none` weighs every pixel alike). Every `monitor_every` steps
+the generator; `saliency_weighting: none` weighs every pixel alike). The discriminator's loss
+may carry an R1 penalty (`r1_weight`), which keeps it from taking over in long runs. Every `monitor_every` steps
 the model is scored on training images and on held-out images (PSNR and high-frequency ratio,
 `monitor.csv`), so overfitting — the seed's failure with this kind of model — shows as a gap
 between the two columns.
@@ -126,26 +127,35 @@ def adversarial_step(discriminator: torch.nn.Module, opt_g: torch.optim.Optimize
                      condition: torch.Tensor | None = None, extra: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
     """One discriminator step, then one generator step, on the same generated batch `fake`
     (computed by the caller with gradients); `extra` loss terms are added to the generator's."""
-    real_logits, real_features = discriminator(x, condition)
+    r1_weight = weights.get("r1_weight", 0.0)
+    real = x.detach().requires_grad_(r1_weight > 0)
+    real_logits, real_features = discriminator(real, condition)
     fake_logits, _ = discriminator(fake.detach(), condition)
     d_loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    r1 = torch.zeros(())
+    if r1_weight > 0:
+        # R1 (Mescheder et al. 2018): a penalty on the discriminator's gradient at real images keeps
+        # it from sharpening without bound, which is how it took over the generator in long runs
+        (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+        r1 = grad.pow(2).flatten(1).sum(1).mean()
     opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
+    (d_loss + 0.5 * r1_weight * r1).backward()
     opt_d.step()
+    real_features = [f.detach() for f in real_features]
 
     fake_logits, fake_features = discriminator(fake, condition)
     adversarial = F.softplus(-fake_logits).mean()  # non-saturating
     w = saliency_weight(saliency, weights["saliency_weighting"], weights["saliency_floor"])
     squared = (fake - x) ** 2
     dist = (squared if w is None else w * squared).mean() * 255**2
-    feature_matching = sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_features, real_features)) / len(fake_features)
+    feature_matching = sum(F.l1_loss(f, r) for f, r in zip(fake_features, real_features)) / len(fake_features)
     g_loss = (weights["distortion_weight"] * dist + weights["adversarial_weight"] * adversarial
               + weights["feature_matching_weight"] * feature_matching + sum((extra or {}).values()))
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
     mse = squared.detach().flatten(1).mean(1)
-    return {"d_loss": d_loss.item(), "g_adversarial": adversarial.item(), "distortion": dist.item(),
+    return {"d_loss": d_loss.item(), "r1": r1.item(), "g_adversarial": adversarial.item(), "distortion": dist.item(),
             "feature_matching": feature_matching.item(),
             "psnr": (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean().item()} | \
         {k: v.item() for k, v in (extra or {}).items()}
@@ -162,7 +172,7 @@ def loss_weights(tcfg: dict) -> dict:
     return {"distortion_weight": tcfg["distortion_weight"], "adversarial_weight": tcfg["adversarial_weight"],
             "feature_matching_weight": tcfg.get("feature_matching_weight", 0.0),
             "saliency_weighting": tcfg.get("saliency_weighting", "normalised"),
-            "saliency_floor": tcfg.get("saliency_floor", 0.1)}
+            "saliency_floor": tcfg.get("saliency_floor", 0.1), "r1_weight": tcfg.get("r1_weight", 0.0)}
 
 
 def monitor_for(cfg: dict) -> Monitor:
@@ -279,6 +289,10 @@ def train_gan_decoder(cfg: dict, max_steps: int | None = None) -> Path:
     if not getattr(base, "variable_rate", False):
         raise SalcodecError(f"a GAN decoder needs the default model family; '{base_id}' is not one")
     generator, discriminator = generator_and_discriminator(base, mcfg.get("discriminator_width", 64))
+    # the frozen base model codes the crops once, on the CPU; the two trained networks go to a GPU if there is one
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    generator.to(device)
+    discriminator.to(device)
     optimizers = {
         "lr_g": torch.optim.Adam([p for p in generator.parameters() if p.requires_grad], lr=learning_rate(tcfg["lr_g"], 0),
                                  betas=(0.5, 0.999)),
@@ -294,20 +308,21 @@ def train_gan_decoder(cfg: dict, max_steps: int | None = None) -> Path:
 
     def step_fn(rng: np.random.Generator) -> dict[str, float]:
         idx = torch.from_numpy(rng.integers(len(cache.q0), size=tcfg["batch"]))
-        return gan_step(generator, discriminator, optimizers["lr_g"], optimizers["lr_d"], cache.images[idx].float() / 255,
-                        cache.saliency[idx].float() / 255, cache.latents[idx], cache.q0[idx], weights)
+        x, s, y_hat, q0 = (t.to(device) for t in (cache.images[idx], cache.saliency[idx], cache.latents[idx], cache.q0[idx]))
+        return gan_step(generator, discriminator, optimizers["lr_g"], optimizers["lr_d"], x.float() / 255,
+                        s.float() / 255, y_hat, q0, weights)
 
     monitor_q0 = torch.tensor([float(tcfg.get("monitor_q0", 0.0))])
 
     def reconstruct(x: torch.Tensor) -> torch.Tensor:
         y_hat = quantized_latents(base, x, torch.full_like(x[:, :1], float(monitor_q0)), monitor_q0)
-        return generator.synthesis(y_hat, monitor_q0)
+        return generator.synthesis(y_hat.to(device), monitor_q0.to(device)).cpu()
 
     step = run_gan_training(cfg, {"generator": generator, "discriminator": discriminator}, optimizers, step_fn,
                             reconstruct, monitor_for(cfg), max_steps,
                             lambda name, m: synthesis_state(m) if name == "generator" else m.state_dict())
     if step >= tcfg["steps"]:
-        export_gan_decoder(generator.eval(), base_id, digest, out_dir / "gan" / f"{base_id}.pt",
+        export_gan_decoder(generator.cpu().eval(), base_id, digest, out_dir / "gan" / f"{base_id}.pt",
                            {"step": step, "config": cfg.get("name")})
     return out_dir / "last.pt"
 
