@@ -52,3 +52,14 @@ def test_quality_at_rate_interpolates_in_log_bpp_and_refuses_outside():
     assert metrics.quality_at_rate(rates, quality, 2.0) is None
     assert metrics.mean_quality_at_rate([(rates, quality), ([0.1, 0.4], [28, 30])], 0.2) is None
     assert metrics.mean_quality_at_rate([(rates, quality), ([0.1, 0.4], [28, 30])], 0.3) is not None
+
+
+def test_grid_artefact_ratio_sees_a_periodic_error_and_not_noise():
+    rng = np.random.default_rng(0)
+    original = rng.integers(20, 236, (128, 192, 3)).astype(np.uint8)
+    noisy = (original + rng.normal(0, 3, original.shape)).round().astype(np.uint8)
+    yy, xx = np.mgrid[:128, :192]
+    checkerboard = 2.0 * ((yy + xx) % 2) + 2.0 * ((yy % 16 == 0) | (xx % 16 == 0))  # stride-2 and block edges
+    artefacts = (original + rng.normal(0, 3, original.shape) + checkerboard[..., None]).round().astype(np.uint8)
+    assert 0.7 < metrics.grid_artefact_ratio(original, noisy) < 1.4
+    assert metrics.grid_artefact_ratio(original, artefacts) > 20

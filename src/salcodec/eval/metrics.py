@@ -80,6 +80,28 @@ def high_frequency_ratio(original: np.ndarray, reconstruction: np.ndarray) -> fl
     return high_frequency_power(reconstruction) / max(high_frequency_power(original), 1e-12)
 
 
+def grid_artefact_ratio(original: np.ndarray, reconstruction: np.ndarray, period: int = 16) -> float:
+    """Checkerboard and blocking artefacts as a number: the error's power at the harmonics of the
+    decoder's upsampling grid (frequencies k/period in each direction, which every stride-2 stage
+    of a period-16 synthesis can imprint) over its power at the neighbouring frequencies. About 1
+    when the error has no periodic pattern; well above 1 when it does."""
+    h = original.shape[0] // period * period
+    w = original.shape[1] // period * period
+    error = (reconstruction[:h, :w].astype(np.float64) - original[:h, :w].astype(np.float64)).mean(axis=-1)
+    power = np.abs(np.fft.fft2(error - error.mean())) ** 2
+    grid = np.zeros((h, w), bool)
+    grid[:: h // period, :: w // period] = True
+    grid[0, 0] = False  # the mean, removed above
+    near = np.zeros((h, w), bool)  # a ring of bins around each grid frequency, wrapping at the edges
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            if (dy, dx) != (0, 0):
+                near |= np.roll(grid, (dy, dx), axis=(0, 1))
+    near &= ~grid
+    near[0, 0] = False
+    return float(power[grid].mean() / max(power[near].mean(), 1e-12))
+
+
 def bd_rate(rate_a: list[float], quality_a: list[float], rate_b: list[float], quality_b: list[float]) -> float:
     """Bjøntegaard delta rate of curve B against anchor A, in percent (negative: B needs fewer bits).
 

@@ -19,11 +19,12 @@ from PIL import Image
 from ..codec.image_io import IMAGE_SUFFIXES
 from ..errors import SalcodecError
 from . import baselines
-from .metrics import (bd_rate, high_frequency_ratio, mean_quality_at_rate, ms_ssim, psnr, region_psnr, roi_mask,
-                      weighted_psnr)
+from .metrics import (bd_rate, grid_artefact_ratio, high_frequency_ratio, mean_quality_at_rate, ms_ssim, psnr,
+                      region_psnr, roi_mask, weighted_psnr)
 
 METRIC_NAMES = ["psnr", "ms_ssim", "weighted_psnr", "roi_psnr", "non_roi_psnr"]  # with BD-rates
-EXTRA_METRICS = ["hf_ratio"]  # realism: reported per setting and at equal rate, no BD-rate (not a fidelity)
+# realism and artefacts: reported per setting and at equal rate, no BD-rate (neither is a fidelity)
+EXTRA_METRICS = ["hf_ratio", "grid_ratio"]
 DEFAULT_QUALITIES = [0, 15, 30, 45, 60, 75, 90, 100]
 RATES = (0.25, 0.5, 1.0)
 
@@ -105,7 +106,7 @@ def measure(original: np.ndarray, decoded: np.ndarray, reference: np.ndarray, ro
     return {"psnr": psnr(original, decoded), "ms_ssim": ms_ssim(original, decoded),
             "weighted_psnr": weighted_psnr(original, decoded, reference),
             "roi_psnr": region_psnr(original, decoded, roi), "non_roi_psnr": region_psnr(original, decoded, ~roi),
-            "hf_ratio": high_frequency_ratio(original, decoded)}
+            "hf_ratio": high_frequency_ratio(original, decoded), "grid_ratio": grid_artefact_ratio(original, decoded)}
 
 
 def evaluate(data: Path, entries: list[Entry], reference_kind: str, strength: float, qualities: list[float],
@@ -196,9 +197,11 @@ def format_summary(summary: dict) -> str:
     for label, c in summary["curves"].items():
         vals = [c["at_rate"]["psnr"][str(r)] for r in RATES]
         lines.append(f"| {label} | " + " | ".join("n/a" if v is None else f"{v:.2f}" for v in vals) + " |")
-    lines += ["", "High-frequency ratio (reconstruction / original; 1 = as much fine detail) at equal real bpp",
-              "| codec | " + " | ".join(f"{r} bpp" for r in RATES) + " |", "|---" * (len(RATES) + 1) + "|"]
-    for label, c in summary["curves"].items():
-        vals = [c["at_rate"]["hf_ratio"][str(r)] for r in RATES]
-        lines.append(f"| {label} | " + " | ".join("n/a" if v is None else f"{v:.3f}" for v in vals) + " |")
+    for metric, title in (("hf_ratio", "High-frequency ratio (reconstruction / original; 1 = as much fine detail)"),
+                          ("grid_ratio", "Grid artefact ratio (error power on the 16-px grid's harmonics / nearby; 1 = none)")):
+        lines += ["", f"{title} at equal real bpp", "| codec | " + " | ".join(f"{r} bpp" for r in RATES) + " |",
+                  "|---" * (len(RATES) + 1) + "|"]
+        for label, c in summary["curves"].items():
+            vals = [c["at_rate"][metric].get(str(r)) for r in RATES]
+            lines.append(f"| {label} | " + " | ".join("n/a" if v is None else f"{v:.3f}" for v in vals) + " |")
     return "\n".join(lines)
