@@ -202,6 +202,6 @@ def format_summary(summary: dict) -> str:
         lines += ["", f"{title} at equal real bpp", "| codec | " + " | ".join(f"{r} bpp" for r in RATES) + " |",
                   "|---" * (len(RATES) + 1) + "|"]
         for label, c in summary["curves"].items():
-            vals = [c["at_rate"][metric].get(str(r)) for r in RATES]
+            vals = [c["at_rate"][metric][str(r)] for r in RATES]
             lines.append(f"| {label} | " + " | ".join("n/a" if v is None else f"{v:.3f}" for v in vals) + " |")
     return "\n".join(lines)

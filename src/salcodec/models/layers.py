@@ -41,8 +41,10 @@ class SubPixelConvTranspose2d(nn.ConvTranspose2d):
         and wide enough: for a few output channels (the RGB layer) the native im2col of a 3×3
         convolution costs several times the transposed convolution it replaces."""
         (k, k2), (s, s2), (p, p2) = self.kernel_size, self.stride, self.padding
-        return (self.out_channels * s * s >= self.in_channels and k == k2 and s == s2 and p == p2 and k == 2 * p + 1 and self.output_padding == (s - 1, s - 1)
-                and self.dilation == (1, 1) and self.groups == 1)
+        square = k == k2 and s == s2 and p == p2
+        plain = self.dilation == (1, 1) and self.groups == 1
+        exact_size = k == 2 * p + 1 and self.output_padding == (s - 1, s - 1)
+        return square and plain and exact_size and self.out_channels * s * s >= self.in_channels
 
     def _phase_kernels(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The s²·C_out phase kernels, rebuilt only when the weights change (loading bumps their version)."""

@@ -13,10 +13,10 @@ Steps alternate: the discriminator on real vs generated crops, then the generato
 
 where w is the saliency-selective weight (salient pixels held to the original, the rest left to
 the generator; `saliency_weighting: none` weighs every pixel alike). The discriminator's loss
-may carry an R1 penalty (`r1_weight`), which keeps it from taking over in long runs. Every `monitor_every` steps
-the model is scored on training images and on held-out images (PSNR and high-frequency ratio,
-`monitor.csv`), so overfitting — the seed's failure with this kind of model — shows as a gap
-between the two columns.
+may carry an R1 penalty (`r1_weight`), meant to keep it from taking over in long runs (too large
+a weight keeps it at chance: see the model card). Every `monitor_every` steps the model is scored
+on training images and on held-out images (PSNR and high-frequency ratio, `monitor.csv`), so
+overfitting — the seed's failure with this kind of model — shows as a gap between the two columns.
 """
 from __future__ import annotations
 
@@ -134,8 +134,8 @@ def adversarial_step(discriminator: torch.nn.Module, opt_g: torch.optim.Optimize
     d_loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
     r1 = torch.zeros(())
     if r1_weight > 0:
-        # R1 (Mescheder et al. 2018): a penalty on the discriminator's gradient at real images keeps
-        # it from sharpening without bound, which is how it took over the generator in long runs
+        # R1 (Mescheder et al. 2018): a penalty on the discriminator's gradient at real images, against
+        # the unbounded sharpening by which it took over the generator in long runs
         (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
         r1 = grad.pow(2).flatten(1).sum(1).mean()
     opt_d.zero_grad(set_to_none=True)
