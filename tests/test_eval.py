@@ -78,3 +78,20 @@ def test_model_specs_carry_their_own_saliency_strength():
     assert (strong.label, strong.saliency, strong.strength) == ("default-v4:human:0.8", "human", 0.8)
     with pytest.raises(SalcodecError, match="not a number"):
         parse_entries(["default-v4:human:strong"], [], "none")
+
+
+def test_curves_that_do_not_overlap_have_no_bd_rate():
+    """An undefined BD-rate is null in the JSON and n/a in the tables, not NaN (invalid JSON)."""
+    import json
+
+    from salcodec.eval.run import METRIC_NAMES, format_summary, summarise
+    rows = []
+    for codec, offset in (("low", 0.0), ("high", 50.0)):  # "high" is better than "low" everywhere
+        for setting, bpp in enumerate((0.2, 0.4, 0.8, 1.6)):
+            quality = 20 + 3 * setting + offset
+            rows.append({"image": "a.png", "codec": codec, "setting": setting, "bpp": bpp, "estimated_bpp": bpp,
+                         **{m: quality for m in METRIC_NAMES}, "hf_ratio": 0.5, "grid_ratio": 1.0})
+    summary = summarise(rows, "low")
+    assert summary["bd_rate"]["low"]["psnr"] == 0.0 and summary["bd_rate"]["high"]["psnr"] is None
+    json.loads(json.dumps(summary, allow_nan=False))
+    assert "| high | n/a |" in format_summary(summary)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .run import METRIC_NAMES
+from .run import METRIC_NAMES, format_bd
 
 CROP = 256
 
@@ -82,7 +82,7 @@ def write_html(summary: dict, plots: list[Path], figures: list[dict], command: s
              f"<h2>BD-rate (%) against {esc(summary['anchor'])}</h2><table><tr><th>codec</th>"]
     parts += [f"<th>{esc(m)}</th>" for m in METRIC_NAMES] + ["</tr>"]
     for label, row in summary["bd_rate"].items():
-        parts.append(f"<tr><td>{esc(label)}</td>" + "".join(f"<td>{row[m]:+.1f}</td>" for m in METRIC_NAMES) + "</tr>")
+        parts.append(f"<tr><td>{esc(label)}</td>" + "".join(f"<td>{format_bd(row[m])}</td>" for m in METRIC_NAMES) + "</tr>")
     parts.append("</table><h2>Rate-distortion</h2>")
     parts += [f"<img src='{esc(p.name)}' alt='{esc(p.stem)}'>" for p in plots]
     parts.append(f"<h2>Crops at about {target_bpp} bpp</h2>")

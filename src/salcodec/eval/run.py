@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ RATES = (0.25, 0.5, 1.0)
 class Entry:
     """One curve: a classic codec, a variable-rate salcodec model swept over qualities, or a
     ladder of fixed-rate models (one point each); `saliency` is what the encoder gets, `decoder`
-    which of the model's decoders reads the files (mse or gan)."""
+    which of the model's decoders reads the files (mse, gan or fast)."""
     label: str
     kind: str  # "classic" or "salcodec"
     models: tuple[str, ...] = ()
@@ -61,8 +62,8 @@ def parse_entries(models: list[str], codecs: list[str], default_saliency: str) -
         body, _, decoder = body.partition("@")
         label, _, ids = body.partition("=")
         ladder = tuple(ids.split("+")) if ids else (label,)
-        if decoder not in ("", "mse", "gan"):
-            raise SalcodecError(f"unknown decoder '{decoder}' in '{spec}' (mse or gan)")
+        if decoder not in ("", "mse", "gan", "fast"):
+            raise SalcodecError(f"unknown decoder '{decoder}' in '{spec}' (mse, gan or fast)")
         tag = f"@{decoder}" if decoder else ""
         suffix = f":{strength_text}" if strength_text else ""
         entries.append(Entry(f"{label}{tag}:{sal}{suffix}", "salcodec", ladder, sal, decoder or "mse", strength))
@@ -124,7 +125,7 @@ def evaluate(data: Path, entries: list[Entry], reference_kind: str, strength: fl
             raise SalcodecError("--reference must name a map (human or a predictor), not none")
         roi = roi_mask(reference)
         encoder_maps: dict[str, np.ndarray | None] = {}
-        encoded: dict[tuple, codec.Encoded] = {}  # one file read by both decoders
+        encoded: dict[tuple, codec.Encoded] = {}  # one file read by every decoder
         for entry in entries:
             if entry.kind == "classic":
                 settings = baselines.LADDERS[entry.label]
@@ -175,9 +176,19 @@ def summarise(rows: list[dict], anchor: str) -> dict:
         curves[label] = curve
     if anchor not in curves:
         raise SalcodecError(f"anchor '{anchor}' is not among the evaluated curves ({', '.join(curves)})")
-    bd = {label: {m: bd_rate(curves[anchor]["bpp"], curves[anchor][m], c["bpp"], c[m]) for m in METRIC_NAMES}
+    bd = {label: {m: _finite_or_none(bd_rate(curves[anchor]["bpp"], curves[anchor][m], c["bpp"], c[m]))
+                  for m in METRIC_NAMES}
           for label, c in curves.items()}
     return {"anchor": anchor, "curves": curves, "bd_rate": bd}
+
+
+def _finite_or_none(value: float) -> float | None:
+    """BD-rates of curves whose quality ranges do not overlap are undefined: null in the JSON."""
+    return value if math.isfinite(value) else None
+
+
+def format_bd(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1f}"
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -191,7 +202,7 @@ def format_summary(summary: dict) -> str:
     lines = [f"BD-rate (%) against {summary['anchor']} (negative: fewer bits for the same quality)",
              "| codec | " + " | ".join(METRIC_NAMES) + " |", "|---" * (len(METRIC_NAMES) + 1) + "|"]
     for label, row in summary["bd_rate"].items():
-        lines.append(f"| {label} | " + " | ".join(f"{row[m]:+.1f}" for m in METRIC_NAMES) + " |")
+        lines.append(f"| {label} | " + " | ".join(format_bd(row[m]) for m in METRIC_NAMES) + " |")
     lines += ["", "PSNR-RGB (dB) at equal real bpp", "| codec | " + " | ".join(f"{r} bpp" for r in RATES) + " |",
               "|---" * (len(RATES) + 1) + "|"]
     for label, c in summary["curves"].items():
