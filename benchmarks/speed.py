@@ -21,7 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-CODECS = ["salcodec", "salcodec+auto", "compressai-hyperprior", "jpeg", "webp", "avif", "jxl"]
+# salcodec: default model, uniform map; +auto: with the shipped saliency predictor; +fast: read by
+# the fast decoder (`--decoder fast`), when one is installed for the model
+CODECS = ["salcodec", "salcodec+auto", "salcodec+fast", "compressai-hyperprior", "jpeg", "webp", "avif", "jxl"]
 
 
 def worker(codec: str, images: list[Path], model: str) -> dict:
@@ -33,13 +35,14 @@ def worker(codec: str, images: list[Path], model: str) -> dict:
         from salcodec.api import compress_image
         from salcodec.codec import codec as sc
         saliency = "auto" if codec.endswith("auto") else "none"
-        compress_image(arrays[0], 50, saliency, model=model)  # warm-up: model load
+        decoder = "fast" if codec.endswith("fast") else "mse"
+        sc.decode(compress_image(arrays[0], 50, saliency, model=model).data, decoder=decoder)  # warm-up: loading
         for a in arrays:
             t = time.perf_counter()
             data = compress_image(a, 50, saliency, model=model).data
             enc_t.append(time.perf_counter() - t)
             t = time.perf_counter()
-            sc.decode(data)
+            sc.decode(data, decoder=decoder)
             dec_t.append(time.perf_counter() - t)
     elif codec == "compressai-hyperprior":
         import torch
@@ -104,8 +107,12 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, images, args.model)))
         return
+    from salcodec.models.decoders import decoder_path
     results = {}
     for codec in CODECS:
+        if codec == "salcodec+fast" and decoder_path(args.model, "fast") is None:
+            print(f"(no fast decoder installed for {args.model}: salcodec+fast skipped)", file=sys.stderr)
+            continue
         out = subprocess.run([sys.executable, __file__, "--worker", codec, "--kodak", args.kodak,
                               "--images", str(args.images), "--model", args.model],
                              capture_output=True, text=True, check=True)

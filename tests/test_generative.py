@@ -14,7 +14,7 @@ from PIL import Image, ImageFilter
 from salcodec.codec import codec
 from salcodec.errors import SalcodecError
 from salcodec.eval.metrics import high_frequency_ratio
-from salcodec.models.generative import export_gan_decoder, synthesis_state
+from salcodec.models.decoders import export_decoder, synthesis_state
 from salcodec.models.registry import MODEL_PATH_ENV, build_model, export_weights, load_model
 from salcodec.train.gan import gan_step, generator_and_discriminator, quantized_latents
 from tests.conftest import DATA, KODAK, TINY
@@ -63,7 +63,7 @@ def gan_installed(tmp_path, monkeypatch):
         for name, p in generator.named_parameters():
             if name.startswith("g_s."):
                 p.mul_(1.3)
-    export_gan_decoder(generator, "gan-base", digest, folder / "gan" / "gan-base.pt")
+    export_decoder(generator, "gan", "gan-base", digest, folder / "gan" / "gan-base.pt")
     return folder
 
 
@@ -84,7 +84,7 @@ def test_the_same_file_decodes_two_ways(gan_installed, kodak_crop, tmp_path):
 
 def test_gan_decoder_refuses_other_weights_and_missing_decoders(gan_installed, kodak_crop):
     tiny_file = codec.encode(kodak_crop, 30, model_name=TINY).data
-    with pytest.raises(SalcodecError, match="no GAN decoder is installed for model 'tiny'"):
+    with pytest.raises(SalcodecError, match="no gan decoder is installed for model 'tiny'"):
         codec.decode(tiny_file, decoder="gan")
     with pytest.raises(SalcodecError, match="unknown decoder"):
         codec.decode(tiny_file, decoder="pretty")

@@ -59,8 +59,9 @@ def compress(image: ImageLike, quality: float = 50, saliency: SaliencyLike = "au
 
 
 def decompress(data: bytes, decoder: str = "mse") -> np.ndarray:
-    """`.sgc` bytes to an H×W×3 uint8 RGB array. decoder: 'mse' (faithful) or 'gan' (realistic
-    texture at low rates; same file, the generative decoder trained for the file's model)."""
+    """`.sgc` bytes to an H×W×3 uint8 RGB array. decoder: 'mse' (faithful), 'gan' (realistic
+    texture at low rates) or 'fast' (narrower, quicker): the same file, read by a second decoder
+    trained for the file's model."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SalcodecError("decompress expects bytes")
     return codec.decode(bytes(data), decoder=decoder)

@@ -252,8 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output PNG (- for stdout); default INPUT + .png")
     p.add_argument("--out-dir", help="output folder (required for several inputs)")
     p.add_argument("--reference", metavar="IMAGE", help="original image: also print the PSNR-RGB against it")
-    p.add_argument("--decoder", choices=["mse", "gan"], default="mse",
-                   help="mse: faithful (default); gan: generated texture where the rate was too low for detail")
+    p.add_argument("--decoder", choices=["mse", "gan", "fast"], default="mse",
+                   help="mse: faithful (default); gan: generated texture where the rate was too low for detail; "
+                        "fast: a narrower decoder, faster and slightly less faithful")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_decompress)
 
@@ -281,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_saliency_eval)
 
     p = sub.add_parser("eval", help="rate-distortion of models and classic codecs, with plots and an HTML report")
-    p.add_argument("--models", help="comma-separated curves: ID[@gan] (variable rate, swept over --qualities; @gan: read by the GAN decoder), "
+    p.add_argument("--models", help="comma-separated curves: ID[@gan|@fast] (variable rate, swept over --qualities; @gan, @fast: read by that decoder), "
                                     "LABEL=ID1+ID2+... (a ladder of fixed-rate models); a :SALIENCY[:STRENGTH] suffix overrides --saliency [and --strength]")
     p.add_argument("--codecs", help="comma-separated classic codecs: jpeg,webp,avif,jxl")
     p.add_argument("--data", required=True, help="folder of images, or a saliency set (images/, maps/)")

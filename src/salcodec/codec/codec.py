@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import SalcodecError
-from ..models.generative import DECODERS, load_gan_decoder
+from ..models.decoders import DECODERS, load_decoder
 from ..models.registry import DEFAULT_MODEL, load_model
 from . import bitstream
 from .memory import return_large_blocks_to_the_system
@@ -94,8 +94,9 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
 def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder: str = "mse") -> np.ndarray:
     """`.sgc` bytes to an H×W×3 uint8 image; refuses files it cannot trust with a SalcodecError.
 
-    decoder: 'mse' (the model's own synthesis: faithful) or 'gan' (the generative decoder
-    trained for the same latents: realistic texture at low rates), when one is installed."""
+    decoder: 'mse' (the model's own synthesis: faithful), 'gan' (the generative decoder trained
+    for the same latents: realistic texture at low rates) or 'fast' (a narrower synthesis: faster,
+    slightly less faithful), when one is installed for the file's model."""
     if decoder not in DECODERS:
         raise SalcodecError(f"unknown decoder '{decoder}' (choose from {', '.join(DECODERS)})")
     container = bitstream.unpack(data, max_pixels=max_pixels)
@@ -112,17 +113,19 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder:
         raise SalcodecError(f"file was made by different weights of model '{head.model_id}' (digest {head.digest.hex()}, installed {digest.hex()})")
     if len(container.streams) != model.n_streams:
         raise SalcodecError(f"corrupt file (expected {model.n_streams} streams, found {len(container.streams)})")
-    if decoder == "gan":
+    second_decoder = {}
+    if decoder != "mse":
         if not getattr(model, "variable_rate", False):
-            raise SalcodecError(f"model '{head.model_id}' has no GAN decoder (use --decoder mse)")
-        model = load_gan_decoder(head.model_id)
+            raise SalcodecError(f"model '{head.model_id}' has no {decoder} decoder (use --decoder mse)")
+        second_decoder["synthesis"] = load_decoder(head.model_id, decoder)
     stride = model.stride
     padded = (head.height + (-head.height) % stride, head.width + (-head.width) % stride)
     if head.tile:
         return_large_blocks_to_the_system()
     try:
         with thread_invariant_kernels():
-            x_hat = model.decompress(container.streams, padded, torch.tensor([head.q0 / 255.0]), head.tile)
+            x_hat = model.decompress(container.streams, padded, torch.tensor([head.q0 / 255.0]), head.tile,
+                                     **second_decoder)
     except (RuntimeError, ValueError) as exc:
         raise SalcodecError(f"corrupt file (entropy decoding failed: {exc})") from None
     return x_hat[0, :, : head.height, : head.width].permute(1, 2, 0).contiguous().numpy()

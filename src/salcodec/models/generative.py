@@ -4,29 +4,15 @@ The same `.sgc` file decodes two ways. The MSE decoder is the model's own synthe
 faithful, and blurry at low rates. The GAN decoder is a second synthesis transform of the same
 architecture, fine-tuned from the first with a conditional discriminator while the encoder and
 entropy model stay frozen, so it reads exactly the latents the file holds and restores texture
-the rate could not pay for. Its file holds only the synthesis weights, together with the id and
-digest of the model whose latents it was trained on: it cannot be paired with other weights.
+the rate could not pay for. It is stored and loaded like every second decoder (decoders.py).
 """
 from __future__ import annotations
-
-import copy
-from functools import lru_cache
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import SalcodecError
-
-# the parameters and buffers of QualityMapHyperprior.synthesis: what a GAN decoder replaces
-SYNTHESIS_PREFIXES = ("g_s.", "g_s_igdn.", "g_s_mod.", "inverse_gain")
-DECODERS = ("mse", "gan")
 HIGH_PASS_GAIN = 8.0  # texture residuals are a few percent of the range: bring them to about ±1
-
-
-def synthesis_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in model.state_dict().items() if k.startswith(SYNTHESIS_PREFIXES)}
 
 
 class ConditionalPatchDiscriminator(nn.Module):
@@ -57,52 +43,3 @@ class ConditionalPatchDiscriminator(nn.Module):
             h = block(h)
             features.append(h)
         return self.head(h), features
-
-
-def export_gan_decoder(generator: nn.Module, base_id: str, base_digest: bytes, path: Path, meta: dict | None = None) -> None:
-    """fp16 synthesis weights of a fine-tuned copy of the base model, tied to the base's digest."""
-    params = {name for name, _ in generator.named_parameters()}
-    state = {k: (v.half() if k in params else v) for k, v in synthesis_state(generator).items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"kind": "gan-decoder", "base_model": base_id, "base_digest": base_digest.hex(),
-                "state_dict": state, "meta": meta or {}}, path)
-
-
-def gan_decoder_path(base_id: str) -> Path | None:
-    """`gan/<base id>.pt` in the first weights folder that has it."""
-    from .registry import weights_dirs
-    for folder in weights_dirs():
-        path = folder / "gan" / f"{base_id}.pt"
-        if path.is_file():
-            return path
-    return None
-
-
-def load_gan_decoder(base_id: str) -> nn.Module:
-    """The base model with its synthesis replaced by the GAN decoder's (cached per file)."""
-    path = gan_decoder_path(base_id)
-    if path is None:
-        raise SalcodecError(f"no GAN decoder is installed for model '{base_id}' (use --decoder mse)")
-    return _load_cached(base_id, path.resolve(), path.stat().st_mtime_ns)
-
-
-@lru_cache(maxsize=2)
-def _load_cached(base_id: str, path: Path, mtime_ns: int) -> nn.Module:
-    from .registry import load_model
-    base, digest = load_model(base_id)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob.get("kind") != "gan-decoder":
-            raise KeyError("kind")
-        trained_on = bytes.fromhex(blob["base_digest"])
-        state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
-    except (OSError, KeyError, ValueError, RuntimeError, EOFError) as exc:
-        raise SalcodecError(f"cannot load GAN decoder {path}: {exc}") from None
-    if trained_on != digest:
-        raise SalcodecError(f"GAN decoder {path} was trained for other weights of '{base_id}' "
-                            f"(digest {trained_on.hex()}, installed {digest.hex()})")
-    if set(state) != set(synthesis_state(base)):
-        raise SalcodecError(f"GAN decoder {path} does not fit model '{base_id}'")
-    generator = copy.deepcopy(base)
-    generator.load_state_dict(state, strict=False)
-    return generator.eval()

@@ -50,6 +50,36 @@ class GlobalModulation(nn.Module):
         return x * (1 + self.gamma(h)[:, :, None, None]) + self.beta(h)[:, :, None, None]
 
 
+def synthesis_layers(M: int, N: int) -> tuple[nn.ModuleList, nn.ModuleList, nn.ModuleList]:
+    """g_s's layers: four stride-2 deconvolutions, inverse GDN and q0 modulation between them."""
+    return (nn.ModuleList([deconv(M, N), deconv(N, N), deconv(N, N), deconv(N, 3)]),
+            nn.ModuleList([GDN(N, inverse=True) for _ in range(3)]),
+            nn.ModuleList([GlobalModulation(N) for _ in range(3)]))
+
+
+def synthesize(transform: nn.Module, y_hat: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
+    """g_s(ŷ, q0) with the layers of `transform` (the model itself, or a `SynthesisTransform`)."""
+    h = y_hat * torch.exp(-transform.inverse_gain.view(1, -1, 1, 1) * (q0.view(-1, 1, 1, 1) - 0.5))
+    for i in range(3):
+        h = transform.g_s_mod[i](transform.g_s_igdn[i](transform.g_s[i](h)), q0)
+    return transform.g_s[3](h)
+
+
+class SynthesisTransform(nn.Module):
+    """g_s on its own, of any width: the form the second decoders of a model's files take (the
+    GAN decoder at the model's width, the fast decoder narrower; models/decoders.py). Its
+    parameter names are those of the model's own synthesis."""
+
+    def __init__(self, M: int, N: int):
+        super().__init__()
+        self.N = N
+        self.inverse_gain = nn.Parameter(torch.full((M,), INITIAL_GAIN))
+        self.g_s, self.g_s_igdn, self.g_s_mod = synthesis_layers(M, N)
+
+    def forward(self, y_hat: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
+        return synthesize(self, y_hat, q0)
+
+
 class QualityMapHyperprior(nn.Module):
     """Variable-rate mean-scale hyperprior with spatially adaptive rate (SFT encoder)."""
 
@@ -83,9 +113,7 @@ class QualityMapHyperprior(nn.Module):
         self.gain = nn.Parameter(torch.full((M,), INITIAL_GAIN))
         self.inverse_gain = nn.Parameter(torch.full((M,), INITIAL_GAIN))
 
-        self.g_s = nn.ModuleList([deconv(M, N), deconv(N, N), deconv(N, N), deconv(N, 3)])
-        self.g_s_igdn = nn.ModuleList([GDN(N, inverse=True) for _ in range(3)])
-        self.g_s_mod = nn.ModuleList([GlobalModulation(N) for _ in range(3)])
+        self.g_s, self.g_s_igdn, self.g_s_mod = synthesis_layers(M, N)
 
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
@@ -131,10 +159,7 @@ class QualityMapHyperprior(nn.Module):
         return super().load_state_dict(*args, **kwargs)
 
     def synthesis(self, y_hat: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
-        h = y_hat * torch.exp(-self.inverse_gain.view(1, -1, 1, 1) * (q0.view(-1, 1, 1, 1) - 0.5))
-        for i in range(3):
-            h = self.g_s_mod[i](self.g_s_igdn[i](self.g_s[i](h)), q0)
-        return self.g_s[3](h)
+        return synthesize(self, y_hat, q0)
 
     # -- training ---------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> ForwardOutput:
@@ -213,10 +238,13 @@ class QualityMapHyperprior(nn.Module):
         return self.gaussian_conditional.decompress([pad_stream(y_string, indexes.numel())], indexes, means=means)
 
     @torch.inference_mode()
-    def decompress(self, strings: list[bytes], padded_shape: tuple[int, int], q0: torch.Tensor, tile: int = 0) -> torch.Tensor:
-        """Inverse of `compress`: 1×3×H×W uint8 pixels; q0 is the global quality from the file header."""
+    def decompress(self, strings: list[bytes], padded_shape: tuple[int, int], q0: torch.Tensor, tile: int = 0,
+                   synthesis: SynthesisTransform | None = None) -> torch.Tensor:
+        """Inverse of `compress`: 1×3×H×W uint8 pixels; q0 is the global quality from the file header.
+        `synthesis` replaces the model's own g_s (a second decoder of the same latents)."""
+        g_s = synthesis or self.synthesis
         y_hat = self.decode_latents(strings, padded_shape)
         if tile:
-            (x_hat,) = tiled(lambda t: (to_pixels(self.synthesis(t, q0)),), (y_hat,), tile // 16, self.SYNTHESIS_HALO // 16, 16)
+            (x_hat,) = tiled(lambda t: (to_pixels(g_s(t, q0)),), (y_hat,), tile // 16, self.SYNTHESIS_HALO // 16, 16)
             return x_hat
-        return to_pixels(self.synthesis(y_hat, q0))
+        return to_pixels(g_s(y_hat, q0))

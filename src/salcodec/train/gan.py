@@ -36,7 +36,8 @@ from tqdm import tqdm
 from ..codec.image_io import IMAGE_SUFFIXES
 from ..errors import SalcodecError
 from ..eval.metrics import high_frequency_ratio, psnr
-from ..models.generative import ConditionalPatchDiscriminator, export_gan_decoder, synthesis_state
+from ..models.decoders import export_decoder, synthesis_state
+from ..models.generative import ConditionalPatchDiscriminator
 from ..models.registry import load_model
 from .losses import saliency_weight
 
@@ -75,6 +76,19 @@ def build_cache(model: torch.nn.Module, sampler, count: int, q0_range: tuple[flo
         parts.append((torch.round(x * 255).to(torch.uint8), torch.round(s * 255).to(torch.uint8), y_hat, q0))
     images, saliency, latents, q0s = (torch.cat(p) for p in zip(*parts))
     return LatentCache(images, saliency, latents, q0s)
+
+
+def latent_cache(cfg: dict, base: torch.nn.Module) -> LatentCache:
+    """The run's latent cache: `<out_dir>/latent_cache.pt`, built on first use."""
+    from .loop import build_sampler
+
+    tcfg = cfg["train"]
+    path = Path(cfg["out_dir"]) / "latent_cache.pt"
+    if path.is_file():
+        return LatentCache(**torch.load(path, weights_only=True))
+    cache = build_cache(base, build_sampler(cfg, tcfg["seed"]), tcfg["cache_crops"], tuple(tcfg["q0_range"]), tcfg["seed"])
+    torch.save(vars(cache), path)
+    return cache
 
 
 def load_monitor_images(folder: Path, count: int, side: int) -> list[np.ndarray]:
@@ -182,13 +196,13 @@ def monitor_for(cfg: dict) -> Monitor:
                     "heldout": load_monitor_images(Path(data["heldout"]), count, side)})
 
 
-def run_gan_training(cfg: dict, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-                     step_fn: Callable[[np.random.Generator], dict[str, float]],
-                     reconstruct: Callable[[torch.Tensor], torch.Tensor], monitor: Monitor,
-                     max_steps: int | None, state_of: Callable[[str, torch.nn.Module], dict] | None = None) -> int:
-    """The loop both GAN trainings share: resume, learning rates, CSV logs, the train/held-out
-    monitor, checkpoints that survive SIGTERM. Returns the step reached. Each optimizer is keyed
-    by the config key of its learning-rate schedule (`lr_g`, `lr_d`)."""
+def run_monitored_training(cfg: dict, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                           step_fn: Callable[[np.random.Generator], dict[str, float]],
+                           reconstruct: Callable[[torch.Tensor], torch.Tensor], monitor: Monitor,
+                           max_steps: int | None, state_of: Callable[[str, torch.nn.Module], dict] | None = None) -> int:
+    """The loop the GAN and fast-decoder trainings share: resume, learning rates, CSV logs, the
+    train/held-out monitor, checkpoints that survive SIGTERM. Returns the step reached. Each
+    optimizer is keyed by the config key of its learning-rate schedule (`lr_g`, `lr_d`, `lr`)."""
     from .loop import _restore_signal_handlers, _stop_cleanly_on_signals, learning_rate
 
     tcfg = cfg["train"]
@@ -261,7 +275,7 @@ def run_gan_training(cfg: dict, modules: dict[str, torch.nn.Module], optimizers:
                 avg = {k: v / running["n"] for k, v in running.items()}
                 log.writerow([step, round(time.time() - start, 1)] + [round(avg[c], 5) for c in columns])
                 log_file.flush()
-                bar.set_postfix(d=f"{avg['d_loss']:.3f}", adv=f"{avg['g_adversarial']:.3f}", psnr=f"{avg['psnr']:.2f}")
+                bar.set_postfix({k: f"{avg[k]:.3f}" for k in ("d_loss", "g_adversarial", "psnr") if k in avg})
                 running = {}
             if step % monitor_every == 0:
                 record_monitor()
@@ -278,7 +292,7 @@ def run_gan_training(cfg: dict, modules: dict[str, torch.nn.Module], optimizers:
 
 def train_gan_decoder(cfg: dict, max_steps: int | None = None) -> Path:
     """Train (or resume) the GAN decoder a config describes; exports `<out_dir>/gan/<base>.pt`."""
-    from .loop import build_sampler, learning_rate
+    from .loop import learning_rate
 
     tcfg, mcfg = cfg["train"], cfg["model"]
     out_dir = Path(cfg["out_dir"])
@@ -298,12 +312,7 @@ def train_gan_decoder(cfg: dict, max_steps: int | None = None) -> Path:
                                  betas=(0.5, 0.999)),
         "lr_d": torch.optim.Adam(discriminator.parameters(), lr=learning_rate(tcfg["lr_d"], 0), betas=(0.5, 0.999)),
     }
-    cache_path = out_dir / "latent_cache.pt"
-    if cache_path.is_file():
-        cache = LatentCache(**torch.load(cache_path, weights_only=True))
-    else:
-        cache = build_cache(base, build_sampler(cfg, tcfg["seed"]), tcfg["cache_crops"], tuple(tcfg["q0_range"]), tcfg["seed"])
-        torch.save(vars(cache), cache_path)
+    cache = latent_cache(cfg, base)
     weights = loss_weights(tcfg)
 
     def step_fn(rng: np.random.Generator) -> dict[str, float]:
@@ -318,12 +327,12 @@ def train_gan_decoder(cfg: dict, max_steps: int | None = None) -> Path:
         y_hat = quantized_latents(base, x, torch.full_like(x[:, :1], float(monitor_q0)), monitor_q0)
         return generator.synthesis(y_hat.to(device), monitor_q0.to(device)).cpu()
 
-    step = run_gan_training(cfg, {"generator": generator, "discriminator": discriminator}, optimizers, step_fn,
-                            reconstruct, monitor_for(cfg), max_steps,
-                            lambda name, m: synthesis_state(m) if name == "generator" else m.state_dict())
+    step = run_monitored_training(cfg, {"generator": generator, "discriminator": discriminator}, optimizers, step_fn,
+                                  reconstruct, monitor_for(cfg), max_steps,
+                                  lambda name, m: synthesis_state(m) if name == "generator" else m.state_dict())
     if step >= tcfg["steps"]:
-        export_gan_decoder(generator.cpu().eval(), base_id, digest, out_dir / "gan" / f"{base_id}.pt",
-                           {"step": step, "config": cfg.get("name")})
+        export_decoder(generator.cpu().eval(), "gan", base_id, digest, out_dir / "gan" / f"{base_id}.pt",
+                       {"step": step, "config": cfg.get("name")})
     return out_dir / "last.pt"
 
 
@@ -358,8 +367,8 @@ def train_gan_extreme(cfg: dict, max_steps: int | None = None) -> Path:
     def reconstruct(x: torch.Tensor) -> torch.Tensor:
         return model.generate(model.quantizer(model.encoder(x))[0])
 
-    step = run_gan_training(cfg, {"model": model, "discriminator": discriminator}, optimizers, step_fn, reconstruct,
-                            monitor_for(cfg), max_steps)
+    step = run_monitored_training(cfg, {"model": model, "discriminator": discriminator}, optimizers, step_fn,
+                                  reconstruct, monitor_for(cfg), max_steps)
     if step >= tcfg["steps"]:
         export_weights(model.eval(), "gan-extreme", hparams, out_dir / f"{cfg['name']}.pt", {"step": step})
     return out_dir / "last.pt"

@@ -1,0 +1,95 @@
+"""`salcodec train` for a fast decoder: a narrower synthesis for the files of a shipped model.
+
+Decoding time is almost all synthesis, and the synthesis' cost grows with the square of its
+width. A fast decoder is a `SynthesisTransform` of smaller width trained, like the GAN decoder,
+on the latents the frozen model gives training crops (the latent cache, gan.py): the encoder and
+entropy model do not change, so files stay the same and either decoder reads them. The loss is
+the MSE to the original crop, the decoder's true task; crops are coded over the whole q0 range
+with random quality maps, as files are. It starts from the model's own synthesis narrowed to the
+channels that carry most weight, which decodes recognisably from step 0 where a random start
+would spend much of a CPU budget relearning what the wide decoder knows. The train/held-out
+monitor runs as for the GAN decoder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import SalcodecError
+from ..models.decoders import export_decoder
+from ..models.hyperprior import SynthesisTransform
+from ..models.registry import load_model
+from .gan import latent_cache, monitor_for, quantized_latents, run_monitored_training
+
+
+@torch.no_grad()
+def narrowed_synthesis(model: torch.nn.Module, width: int) -> SynthesisTransform:
+    """The model's synthesis keeping, in each hidden layer, the `width` channels whose outgoing
+    weights (in the next layer) have the largest norm: their weights, their rows and columns of
+    the inverse GDN, and their modulation."""
+    narrow = SynthesisTransform(model.M, width)
+    narrow.inverse_gain.copy_(model.inverse_gain)
+    kept_in = torch.arange(model.M)
+    for i in range(4):
+        wide_conv, conv = model.g_s[i], narrow.g_s[i]
+        if i < 3:
+            kept = model.g_s[i + 1].weight.flatten(1).norm(dim=1).topk(width).indices.sort().values
+        else:
+            kept = torch.arange(3)
+        conv.weight.copy_(wide_conv.weight[kept_in][:, kept])  # transposed: in × out × k × k
+        conv.bias.copy_(wide_conv.bias[kept])
+        if i < 3:
+            gdn, wide_gdn = narrow.g_s_igdn[i], model.g_s_igdn[i]
+            gdn.beta.copy_(wide_gdn.beta[kept])
+            gdn.gamma.copy_(wide_gdn.gamma[kept][:, kept])
+            mod, wide_mod = narrow.g_s_mod[i], model.g_s_mod[i]
+            mod.mlp.load_state_dict(wide_mod.mlp.state_dict())
+            for name in ("gamma", "beta"):
+                getattr(mod, name).weight.copy_(getattr(wide_mod, name).weight[kept])
+                getattr(mod, name).bias.copy_(getattr(wide_mod, name).bias[kept])
+        kept_in = kept
+    return narrow
+
+
+def train_fast_decoder(cfg: dict, max_steps: int | None = None) -> Path:
+    """Train (or resume) the fast decoder a config describes; exports `<out_dir>/fast/<base>.pt`."""
+    from .loop import learning_rate
+
+    tcfg, mcfg = cfg["train"], cfg["model"]
+    out_dir = Path(cfg["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(tcfg["seed"])
+    base_id = mcfg["base"]
+    base, digest = load_model(base_id)
+    if not getattr(base, "variable_rate", False):
+        raise SalcodecError(f"a fast decoder needs the default model family; '{base_id}' is not one")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    synthesis = narrowed_synthesis(base, mcfg["width"]).to(device).train()
+    optimizers = {"lr": torch.optim.Adam(synthesis.parameters(), lr=learning_rate(tcfg["lr"], 0))}
+    cache = latent_cache(cfg, base)
+
+    def step_fn(rng: np.random.Generator) -> dict[str, float]:
+        idx = torch.from_numpy(rng.integers(len(cache.q0), size=tcfg["batch"]))
+        x, y_hat, q0 = (t.to(device) for t in (cache.images[idx], cache.latents[idx], cache.q0[idx]))
+        x = x.float() / 255
+        squared = (synthesis(y_hat, q0) - x) ** 2
+        loss = squared.mean() * 255**2
+        optimizers["lr"].zero_grad(set_to_none=True)
+        loss.backward()
+        optimizers["lr"].step()
+        mse = squared.detach().flatten(1).mean(1)
+        return {"distortion": loss.item(), "psnr": (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean().item()}
+
+    monitor_q0 = torch.tensor([float(tcfg.get("monitor_q0", 0.5))])
+
+    def reconstruct(x: torch.Tensor) -> torch.Tensor:
+        y_hat = quantized_latents(base, x, torch.full_like(x[:, :1], float(monitor_q0)), monitor_q0)
+        return synthesis(y_hat.to(device), monitor_q0.to(device)).cpu()
+
+    step = run_monitored_training(cfg, {"synthesis": synthesis}, optimizers, step_fn, reconstruct, monitor_for(cfg), max_steps)
+    if step >= tcfg["steps"]:
+        export_decoder(synthesis.cpu().eval(), "fast", base_id, digest, out_dir / "fast" / f"{base_id}.pt",
+                       {"step": step, "config": cfg.get("name"), "width": mcfg["width"]})
+    return out_dir / "last.pt"
