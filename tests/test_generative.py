@@ -157,7 +157,11 @@ def test_r1_penalty_enters_the_discriminator_step_only_when_asked(rng):
         opt_d = torch.optim.SGD(discriminator.parameters(), lr=1e-3)
         weights = {"distortion_weight": 0.01, "adversarial_weight": 1.0, "feature_matching_weight": 0.0,
                    "saliency_weighting": "normalised", "saliency_floor": 0.1, "r1_weight": r1_weight}
+        if r1_weight:  # R1 is the squared input gradient of each image's mean patch logit, averaged over images
+            real = x.clone().requires_grad_(True)
+            (grad,) = torch.autograd.grad(discriminator(real, y_hat)[0].flatten(1).mean(1).sum(), real)
+            expected_r1 = grad.pow(2).flatten(1).sum(1).mean().item()
         terms = gan_step(generator, discriminator, opt_g, opt_d, x, saliency, y_hat, q0, weights)
         results[r1_weight] = terms, snapshot(discriminator)
-    assert results[0.0][0]["r1"] == 0 and results[10.0][0]["r1"] > 0
-    assert changed(results[0.0][1], results[10.0][1])
+    assert results[0.0][0]["r1"] == 0 and results[10.0][0]["r1"] == pytest.approx(expected_r1, rel=1e-4)
+    assert expected_r1 > 0 and changed(results[0.0][1], results[10.0][1])

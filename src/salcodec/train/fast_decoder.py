@@ -17,11 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import SalcodecError
 from ..models.decoders import export_decoder
 from ..models.hyperprior import SynthesisTransform
-from ..models.registry import load_model
-from .gan import latent_cache, monitor_for, quantized_latents, run_monitored_training
+from .gan import frozen_base, latent_cache, monitor_for, quantized_latents, run_monitored_training
 
 
 @torch.no_grad()
@@ -58,13 +56,8 @@ def train_fast_decoder(cfg: dict, max_steps: int | None = None) -> Path:
     from .loop import learning_rate
 
     tcfg, mcfg = cfg["train"], cfg["model"]
-    out_dir = Path(cfg["out_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(tcfg["seed"])
-    base_id = mcfg["base"]
-    base, digest = load_model(base_id)
-    if not getattr(base, "variable_rate", False):
-        raise SalcodecError(f"a fast decoder needs the default model family; '{base_id}' is not one")
+    base_id, out_dir = mcfg["base"], Path(cfg["out_dir"])
+    base, digest = frozen_base(cfg, "fast decoder")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     synthesis = narrowed_synthesis(base, mcfg["width"]).to(device).train()
     optimizers = {"lr": torch.optim.Adam(synthesis.parameters(), lr=learning_rate(tcfg["lr"], 0))}
