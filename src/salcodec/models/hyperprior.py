@@ -72,7 +72,6 @@ class SynthesisTransform(nn.Module):
 
     def __init__(self, M: int, N: int):
         super().__init__()
-        self.N = N
         self.inverse_gain = nn.Parameter(torch.full((M,), INITIAL_GAIN))
         self.g_s, self.g_s_igdn, self.g_s_mod = synthesis_layers(M, N)
 
@@ -242,7 +241,7 @@ class QualityMapHyperprior(nn.Module):
                    synthesis: SynthesisTransform | None = None) -> torch.Tensor:
         """Inverse of `compress`: 1×3×H×W uint8 pixels; q0 is the global quality from the file header.
         `synthesis` replaces the model's own g_s (a second decoder of the same latents)."""
-        g_s = synthesis or self.synthesis
+        g_s = self.synthesis if synthesis is None else synthesis
         y_hat = self.decode_latents(strings, padded_shape)
         if tile:
             (x_hat,) = tiled(lambda t: (to_pixels(g_s(t, q0)),), (y_hat,), tile // 16, self.SYNTHESIS_HALO // 16, 16)
