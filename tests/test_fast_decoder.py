@@ -3,6 +3,7 @@ model's files unchanged."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 
 import numpy as np
@@ -52,9 +53,13 @@ def fast_run(tmp_path, training_photos, monkeypatch):
 def test_fast_decoder_trains_exports_and_reads_the_models_files(fast_run, kodak_crop, tmp_path):
     with (fast_run / "monitor.csv").open() as fh:
         assert [int(r["step"]) for r in csv.DictReader(fh)] == [0, 2, 4]
+    base_scores = json.loads((fast_run / "monitor_base.json").read_text())
+    assert set(base_scores) == {"train_psnr", "heldout_psnr", "train_hf_ratio", "heldout_hf_ratio"}
+    assert all(np.isfinite(v) and v > 0 for v in base_scores.values())
     blob = torch.load(fast_run / "fast" / f"{TINY}.pt", weights_only=True)
-    assert blob["kind"] == "fast-decoder" and blob["width"] == 8 and blob["base_model"] == TINY
-    assert blob["state_dict"]["g_s.1.weight"].dtype == torch.float16
+    assert blob["kind"] == "fast-decoder" and blob["base_model"] == TINY
+    weight = blob["state_dict"]["g_s.1.weight"]
+    assert weight.dtype == torch.float16 and weight.shape[:2] == (8, 8)
 
     data = codec.encode(kodak_crop, 40, model_name=TINY).data
     mse, fast = codec.decode(data), codec.decode(data, decoder="fast")

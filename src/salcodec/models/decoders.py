@@ -5,7 +5,7 @@ faithful), by a GAN decoder (`gan`: realistic texture at low rates, generative.p
 decoder (`fast`: a narrower synthesis, distilled on the frozen model's latents, for speed). The
 encoder and entropy model are shared and frozen, so a second decoder costs no bits and needs no
 other file format. Each is stored as `<kind>/<base id>.pt` in a weights folder: fp16 synthesis
-weights, their width, and the id and digest of the model whose latents they were trained on, so
+weights (their shapes give the width) and the id and digest of the model whose latents they were trained on, so
 they cannot be paired with other weights.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def export_decoder(synthesis: nn.Module, kind: str, base_id: str, base_digest: b
     state = {k: (v.half() if k in params else v) for k, v in synthesis_state(synthesis).items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"kind": f"{kind}-decoder", "base_model": base_id, "base_digest": base_digest.hex(),
-                "width": int(state["g_s.0.bias"].numel()), "state_dict": state, "meta": meta or {}}, path)
+                "state_dict": state, "meta": meta or {}}, path)
 
 
 def decoder_path(base_id: str, kind: str) -> Path | None:

@@ -8,10 +8,12 @@ the MSE to the original crop, the decoder's true task; crops are coded over the 
 with random quality maps, as files are. It starts from the model's own synthesis narrowed to the
 channels that carry most weight, which decodes recognisably from step 0 where a random start
 would spend much of a CPU budget relearning what the wide decoder knows. The train/held-out
-monitor runs as for the GAN decoder.
+monitor runs as for the GAN decoder; the wide decoder's scores on the same crops are written
+once to `monitor_base.json`, the mark the narrow one is measured against.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -77,12 +79,20 @@ def train_fast_decoder(cfg: dict, max_steps: int | None = None) -> Path:
 
     monitor_q0 = torch.tensor([float(tcfg.get("monitor_q0", 0.5))])
 
-    def reconstruct(x: torch.Tensor) -> torch.Tensor:
-        y_hat = quantized_latents(base, x, torch.full_like(x[:, :1], float(monitor_q0)), monitor_q0)
-        return synthesis(y_hat.to(device), monitor_q0.to(device)).cpu()
+    def latents(x: torch.Tensor) -> torch.Tensor:
+        return quantized_latents(base, x, torch.full_like(x[:, :1], float(monitor_q0)), monitor_q0)
 
-    step = run_monitored_training(cfg, {"synthesis": synthesis}, optimizers, step_fn, reconstruct, monitor_for(cfg), max_steps)
+    def reconstruct(x: torch.Tensor) -> torch.Tensor:
+        return synthesis(latents(x).to(device), monitor_q0.to(device)).cpu()
+
+    monitor = monitor_for(cfg)
+    base_scores = out_dir / "monitor_base.json"
+    if not base_scores.is_file():  # the wide decoder on the same crops: what the narrow one aims at
+        with torch.no_grad():
+            scores = monitor(lambda x: base.synthesis(latents(x), monitor_q0))
+        base_scores.write_text(json.dumps(scores, indent=1))
+    step = run_monitored_training(cfg, {"synthesis": synthesis}, optimizers, step_fn, reconstruct, monitor, max_steps)
     if step >= tcfg["steps"]:
         export_decoder(synthesis.cpu().eval(), "fast", base_id, digest, out_dir / "fast" / f"{base_id}.pt",
-                       {"step": step, "config": cfg.get("name"), "width": mcfg["width"]})
+                       {"step": step, "config": cfg.get("name")})
     return out_dir / "last.pt"
