@@ -21,9 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-# salcodec: default model, uniform map; +auto: with the shipped saliency predictor; +fast: read by
-# the fast decoder (`--decoder fast`), when one is installed for the model
-CODECS = ["salcodec", "salcodec+auto", "salcodec+fast", "compressai-hyperprior", "jpeg", "webp", "avif", "jxl"]
+# salcodec: default model, uniform map; +auto: with the shipped saliency predictor; +auto+fast: also
+# written by the fast encoder (`--encoder fast`) and read by the fast decoder (`--decoder fast`),
+# when both are installed for the model
+CODECS = ["salcodec", "salcodec+auto", "salcodec+auto+fast", "compressai-hyperprior", "jpeg", "webp", "avif", "jxl"]
 
 
 def worker(codec: str, images: list[Path], model: str) -> dict:
@@ -34,12 +35,12 @@ def worker(codec: str, images: list[Path], model: str) -> dict:
     if codec.startswith("salcodec"):
         from salcodec.api import compress_image
         from salcodec.codec import codec as sc
-        saliency = "auto" if codec.endswith("auto") else "none"
-        decoder = "fast" if codec.endswith("fast") else "mse"
-        sc.decode(compress_image(arrays[0], 50, saliency, model=model).data, decoder=decoder)  # warm-up: loading
+        saliency = "auto" if "+auto" in codec else "none"
+        encoder, decoder = ("fast", "fast") if codec.endswith("+fast") else ("default", "mse")
+        sc.decode(compress_image(arrays[0], 50, saliency, model=model, encoder=encoder).data, decoder=decoder)  # warm-up
         for a in arrays:
             t = time.perf_counter()
-            data = compress_image(a, 50, saliency, model=model).data
+            data = compress_image(a, 50, saliency, model=model, encoder=encoder).data
             enc_t.append(time.perf_counter() - t)
             t = time.perf_counter()
             sc.decode(data, decoder=decoder)
@@ -82,13 +83,13 @@ def worker(codec: str, images: list[Path], model: str) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def end_to_end(image: Path, model: str, runs: int = 3) -> float:
+def end_to_end(image: Path, model: str, extra: list[str], runs: int = 3) -> float:
     times = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(runs):
             t = time.perf_counter()
             subprocess.run([sys.executable, "-m", "salcodec", "compress", str(image), "-o", f"{tmp}/{i}.sgc",
-                            "--model", model], check=True, capture_output=True)
+                            "--model", model, *extra], check=True, capture_output=True)
             times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -107,17 +108,19 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, images, args.model)))
         return
-    from salcodec.models.decoders import decoder_path
+    from salcodec.models.transforms import transform_path
+    fast_installed = all(transform_path(args.model, "fast", role) for role in ("encoder", "decoder"))
     results = {}
     for codec in CODECS:
-        if codec == "salcodec+fast" and decoder_path(args.model, "fast") is None:
-            print(f"(no fast decoder installed for {args.model}: salcodec+fast skipped)", file=sys.stderr)
+        if codec.endswith("+fast") and not fast_installed:
+            print(f"(no fast encoder and decoder installed for {args.model}: {codec} skipped)", file=sys.stderr)
             continue
         out = subprocess.run([sys.executable, __file__, "--worker", codec, "--kodak", args.kodak,
                               "--images", str(args.images), "--model", args.model],
                              capture_output=True, text=True, check=True)
         results[codec] = json.loads(out.stdout.strip().splitlines()[-1])
-    cli = end_to_end(images[0], args.model)
+    commands = {"": []} | ({" --encoder fast": ["--encoder", "fast"]} if fast_installed else {})
+    cli = {flags: end_to_end(images[0], args.model, extra) for flags, extra in commands.items()}
     ref = results["compressai-hyperprior"]
     print(f"# {len(images)} Kodak images, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch threads default; median seconds per image")
@@ -126,7 +129,10 @@ def main() -> None:
     for codec, r in results.items():
         print(f"| {codec} | {r['encode']:.4f} | {r['decode']:.4f} | {r['encode'] / ref['encode']:.2f} | "
               f"{r['decode'] / ref['decode']:.2f} | {r['peak_rss_mb']:.0f} |")
-    print(f"\n`salcodec compress {images[0].name}` end to end (start-up, imports, auto saliency): {cli:.2f} s (median of 3)")
+    print()
+    for flags, seconds in cli.items():
+        print(f"`salcodec compress {images[0].name}{flags}` end to end (start-up, imports, auto saliency): "
+              f"{seconds:.2f} s (median of 3)")
 
 
 if __name__ == "__main__":

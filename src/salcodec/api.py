@@ -36,26 +36,28 @@ def resolve_saliency(pixels: np.ndarray, saliency: SaliencyLike) -> np.ndarray |
 
 
 def compress_image(image: ImageLike, quality: float = 50, saliency: SaliencyLike = "auto", strength: float = DEFAULT_STRENGTH,
-                   bpp: float | None = None, model: str = registry.DEFAULT_MODEL, notes: list[str] | None = None) -> codec.Encoded:
+                   bpp: float | None = None, model: str = registry.DEFAULT_MODEL, notes: list[str] | None = None,
+                   encoder: str = "default") -> codec.Encoded:
     """Compress and return the container with its sizes and rate estimate."""
     if not 0 <= quality <= 100:
         raise SalcodecError(f"quality must be in 0-100 (got {quality})")
     pixels = load_image(image, notes)
     sal_map = resolve_saliency(pixels, saliency)
     if bpp is not None:
-        return codec.encode_to_bpp(pixels, bpp, sal_map, strength, model)
-    return codec.encode(pixels, quality, sal_map, strength, model)
+        return codec.encode_to_bpp(pixels, bpp, sal_map, strength, model, encoder=encoder)
+    return codec.encode(pixels, quality, sal_map, strength, model, encoder)
 
 
 def compress(image: ImageLike, quality: float = 50, saliency: SaliencyLike = "auto", strength: float = DEFAULT_STRENGTH,
-             bpp: float | None = None, model: str = registry.DEFAULT_MODEL) -> bytes:
+             bpp: float | None = None, model: str = registry.DEFAULT_MODEL, encoder: str = "default") -> bytes:
     """Compress an image (uint8 H×W×3 array, PIL image or path) to `.sgc` bytes.
 
     quality: 0-100, higher is better; bpp: a target rate instead of a quality;
     saliency: 'auto', 'none', a method name, a map file (gray or RGBA alpha) or an H×W array in [0, 1];
-    strength: how much quality drops where saliency is low, q = q0 − strength·(1 − s) (0 gives uniform coding).
+    strength: how much quality drops where saliency is low, q = q0 − strength·(1 − s) (0 gives uniform coding);
+    encoder: 'default' or 'fast' (a narrower encoder for the same decoder: quicker, slightly larger files).
     """
-    return compress_image(image, quality, saliency, strength, bpp, model).data
+    return compress_image(image, quality, saliency, strength, bpp, model, encoder=encoder).data
 
 
 def decompress(data: bytes, decoder: str = "mse") -> np.ndarray:

@@ -68,7 +68,8 @@ def _compress_one(src: str, dst: str, args: argparse.Namespace) -> list[tuple[st
             image = Image.open(io.BytesIO(_read_input(src)))
         except Exception as exc:  # Pillow raises many types for bad data
             raise SalcodecError(f"stdin: cannot read image ({exc})") from None
-    enc = api.compress_image(image, args.quality, args.saliency, args.strength, args.bpp, args.model, notes)
+    enc = api.compress_image(image, args.quality, args.saliency, args.strength, args.bpp, args.model, notes,
+                             encoder=args.encoder)
     _write_output(dst, enc.data, args.force, args.inputs)
     to_stderr = dst == "-"
     return [(f"note: {src}: {note}", to_stderr) for note in notes] + [
@@ -243,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (best shipped predictor), none (uniform), a method name, or a map PNG (gray or RGBA alpha)")
     p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="how much quality drops where saliency is low: q = q0 - S*(1 - s) (0 = uniform)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL})")
+    p.add_argument("--encoder", choices=["default", "fast"], default="default",
+                   help="default: the model's encoder; fast: a narrower encoder for the same decoders, "
+                        "faster and slightly larger files at equal quality")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--workers", type=int, default=1, help="compress several inputs in N processes (default 1)")
     p.set_defaults(func=cmd_compress)
@@ -282,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_saliency_eval)
 
     p = sub.add_parser("eval", help="rate-distortion of models and classic codecs, with plots and an HTML report")
-    p.add_argument("--models", help="comma-separated curves: ID[@gan|@fast] (variable rate, swept over --qualities; @gan, @fast: read by that decoder), "
+    p.add_argument("--models", help="comma-separated curves: ID[^fast][@gan|@fast] (variable rate, swept over --qualities; ^fast: written by the fast encoder; @gan, @fast: read by that decoder), "
                                     "LABEL=ID1+ID2+... (a ladder of fixed-rate models); a :SALIENCY[:STRENGTH] suffix overrides --saliency [and --strength]")
     p.add_argument("--codecs", help="comma-separated classic codecs: jpeg,webp,avif,jxl")
     p.add_argument("--data", required=True, help="folder of images, or a saliency set (images/, maps/)")

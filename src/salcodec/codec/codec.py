@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import SalcodecError
-from ..models.decoders import DECODERS, load_decoder
+from ..models.transforms import DECODERS, ENCODERS, load_decoder, load_encoder
 from ..models.registry import DEFAULT_MODEL, load_model
 from . import bitstream
 from .memory import return_large_blocks_to_the_system
@@ -71,9 +71,19 @@ def _as_batch(array: np.ndarray) -> torch.Tensor:
 
 
 def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None = None, strength: float = 0.0,
-           model_name: str = DEFAULT_MODEL) -> Encoded:
-    """Compress an H×W×3 uint8 image. `saliency` (H×W in [0, 1]) shapes the encoder's quality map."""
+           model_name: str = DEFAULT_MODEL, encoder: str = "default") -> Encoded:
+    """Compress an H×W×3 uint8 image. `saliency` (H×W in [0, 1]) shapes the encoder's quality map.
+
+    encoder: 'default' (the model's own analysis) or 'fast' (a narrower one trained for the same
+    decoder, when installed): either writes a file of the model that every decoder reads."""
+    if encoder not in ENCODERS:
+        raise SalcodecError(f"unknown encoder '{encoder}' (choose from {', '.join(ENCODERS)})")
     model, digest = load_model(model_name)
+    second_encoder = {}
+    if encoder != "default":
+        if not getattr(model, "variable_rate", False):
+            raise SalcodecError(f"model '{model_name}' has no {encoder} encoder (use --encoder default)")
+        second_encoder["analysis"] = load_encoder(model_name, encoder)
     h, w = image.shape[:2]
     q = quality_map((h, w), quality_to_q0(quality), saliency, strength)
     x = _as_batch(_pad(np.asarray(image, np.uint8), model.stride))  # uint8: converted tile by tile
@@ -84,7 +94,7 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
     st = _as_batch(_pad(saliency.astype(np.float32), model.stride)) if saliency is not None else None
     q0 = q0_byte(q)
     with thread_invariant_kernels():
-        streams, est_bits = model.compress(x, qt, torch.tensor([q0 / 255.0]), st, tile)
+        streams, est_bits = model.compress(x, qt, torch.tensor([q0 / 255.0]), st, tile, **second_encoder)
     used_saliency = saliency is not None and (strength != 0 or getattr(model, "saliency_input", False))
     flags = bitstream.FLAG_SPATIAL_QUALITY if used_saliency else 0
     header = bitstream.Header(model_name, digest, h, w, q0, flags, tile)
@@ -132,13 +142,14 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder:
 
 
 def encode_to_bpp(image: np.ndarray, target_bpp: float, saliency: np.ndarray | None = None, strength: float = 0.0,
-                  model_name: str = DEFAULT_MODEL, tolerance: float = 0.015, max_iter: int = 14) -> Encoded:
+                  model_name: str = DEFAULT_MODEL, tolerance: float = 0.015, max_iter: int = 14,
+                  encoder: str = "default") -> Encoded:
     """Search the quality (bisection: rate grows with quality) until the real bpp is within tolerance."""
     if not target_bpp > 0:
         raise SalcodecError("--bpp must be positive")
     lo, hi = 0.0, 100.0
-    low = encode(image, lo, saliency, strength, model_name)
-    high = encode(image, hi, saliency, strength, model_name)
+    low = encode(image, lo, saliency, strength, model_name, encoder)
+    high = encode(image, hi, saliency, strength, model_name, encoder)
     if not low.bpp <= target_bpp * (1 + tolerance):
         raise SalcodecError(f"target {target_bpp} bpp is below this model's lowest rate for this image ({low.bpp:.3f} bpp)")
     if not high.bpp >= target_bpp * (1 - tolerance):
@@ -148,7 +159,7 @@ def encode_to_bpp(image: np.ndarray, target_bpp: float, saliency: np.ndarray | N
         if abs(best.bpp - target_bpp) <= tolerance * target_bpp:
             break
         mid = (lo + hi) / 2
-        enc = encode(image, mid, saliency, strength, model_name)
+        enc = encode(image, mid, saliency, strength, model_name, encoder)
         if abs(enc.bpp - target_bpp) < abs(best.bpp - target_bpp):
             best = enc
         if enc.bpp > target_bpp:

@@ -33,13 +33,15 @@ RATES = (0.25, 0.5, 1.0)
 @dataclass
 class Entry:
     """One curve: a classic codec, a variable-rate salcodec model swept over qualities, or a
-    ladder of fixed-rate models (one point each); `saliency` is what the encoder gets, `decoder`
-    which of the model's decoders reads the files (mse, gan or fast)."""
+    ladder of fixed-rate models (one point each); `saliency` is what the encoder gets, `encoder`
+    which of the model's encoders writes the files (default or fast), `decoder` which of its
+    decoders reads them (mse, gan or fast)."""
     label: str
     kind: str  # "classic" or "salcodec"
     models: tuple[str, ...] = ()
     saliency: str = "none"
     decoder: str = "mse"
+    encoder: str = "default"
     strength: float | None = None  # None: the run's --strength
 
     @property
@@ -48,8 +50,10 @@ class Entry:
 
 
 def parse_entries(models: list[str], codecs: list[str], default_saliency: str) -> list[Entry]:
-    """Model specs: `ID[@DECODER][:SALIENCY[:STRENGTH]]` (variable rate; DECODER mse or gan) or
-    `LABEL=ID1+ID2+...[:SALIENCY[:STRENGTH]]` (a λ ladder); STRENGTH overrides --strength."""
+    """Model specs: `ID[^ENCODER][@DECODER][:SALIENCY[:STRENGTH]]` (variable rate; ENCODER default
+    or fast, DECODER mse, gan or fast) or `LABEL=ID1+ID2+...[:SALIENCY[:STRENGTH]]` (a λ ladder);
+    STRENGTH overrides --strength."""
+    from ..models.transforms import DECODERS, ENCODERS
     entries = []
     for spec in models:
         body, _, sal = spec.partition(":")
@@ -60,13 +64,17 @@ def parse_entries(models: list[str], codecs: list[str], default_saliency: str) -
         except ValueError:
             raise SalcodecError(f"strength '{strength_text}' in '{spec}' is not a number") from None
         body, _, decoder = body.partition("@")
+        body, _, encoder = body.partition("^")
         label, _, ids = body.partition("=")
         ladder = tuple(ids.split("+")) if ids else (label,)
-        if decoder not in ("", "mse", "gan", "fast"):
-            raise SalcodecError(f"unknown decoder '{decoder}' in '{spec}' (mse, gan or fast)")
-        tag = f"@{decoder}" if decoder else ""
+        if decoder not in ("", *DECODERS):
+            raise SalcodecError(f"unknown decoder '{decoder}' in '{spec}' ({', '.join(DECODERS)})")
+        if encoder not in ("", *ENCODERS):
+            raise SalcodecError(f"unknown encoder '{encoder}' in '{spec}' ({', '.join(ENCODERS)})")
+        tag = (f"^{encoder}" if encoder else "") + (f"@{decoder}" if decoder else "")
         suffix = f":{strength_text}" if strength_text else ""
-        entries.append(Entry(f"{label}{tag}:{sal}{suffix}", "salcodec", ladder, sal, decoder or "mse", strength))
+        entries.append(Entry(f"{label}{tag}:{sal}{suffix}", "salcodec", ladder, sal, decoder or "mse",
+                             encoder or "default", strength))
     for name in codecs:
         if name not in baselines.CODECS:
             raise SalcodecError(f"unknown codec '{name}' (choose from {', '.join(baselines.CODECS)})")
@@ -138,9 +146,10 @@ def evaluate(data: Path, entries: list[Entry], reference_kind: str, strength: fl
                             saliency_for(entry.saliency, data, path, image)
                     model, quality = (setting, 50) if entry.ladder else (entry.models[0], setting)
                     gamma = strength if entry.strength is None else entry.strength
-                    key = (model, quality, entry.saliency, gamma)
+                    key = (model, quality, entry.saliency, gamma, entry.encoder)
                     if key not in encoded:
-                        encoded[key] = codec.encode(image, quality, encoder_maps[entry.saliency], gamma, model)
+                        encoded[key] = codec.encode(image, quality, encoder_maps[entry.saliency], gamma, model,
+                                                    entry.encoder)
                     enc = encoded[key]
                     data_bytes, decoded, est = enc.data, codec.decode(enc.data, decoder=entry.decoder), enc.estimated_bpp
                 else:

@@ -4,7 +4,7 @@ The same `.sgc` file decodes two ways. The MSE decoder is the model's own synthe
 faithful, and blurry at low rates. The GAN decoder is a second synthesis transform of the same
 architecture, fine-tuned from the first with a conditional discriminator while the encoder and
 entropy model stay frozen, so it reads exactly the latents the file holds and restores texture
-the rate could not pay for. It is stored and loaded like every second decoder (decoders.py).
+the rate could not pay for. It is stored and loaded like every second decoder (transforms.py).
 """
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ learned to cancel it, which made the first model deaf to q.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._compressai import GDN, EntropyBottleneck, GaussianConditional
@@ -65,9 +66,56 @@ def synthesize(transform: nn.Module, y_hat: torch.Tensor, q0: torch.Tensor) -> t
     return transform.g_s[3](h)
 
 
+def analysis_layers(M: int, N: int, widths: tuple[int, int, int], cond: int) -> dict[str, nn.Module]:
+    """g_a's and h_a's layers: g_a's three hidden layers `widths` channels wide (four stride-2
+    convolutions, GDN and SFT between them), h_a at the model's N (its output, z, has N
+    channels), one quality pyramid."""
+    a, b, c = widths
+    return {"quality_pyramid": QualityPyramid(cond, levels=4),
+            "g_a": nn.ModuleList([conv(3, a), conv(a, b), conv(b, c), conv(c, M)]),
+            "g_a_gdn": nn.ModuleList([GDN(w) for w in widths]),
+            "g_a_sft": nn.ModuleList([SFT(w, cond) for w in widths]),
+            "h_a": nn.ModuleList([conv(M, N, 3, 1), conv(N, N), conv(N, N)]),
+            "h_a_sft": SFT(N, cond)}
+
+
+def analyze(transform: nn.Module, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """g_a(x, q) with the layers of `transform` (the model itself, or an `AnalysisTransform`):
+    image, quality map and global quality to latents y, plus the quality features h_a needs
+    (both at stride 16)."""
+    cond = transform.quality_pyramid(quality_map)
+    h = x
+    for i in range(3):
+        h = transform.g_a_sft[i](transform.g_a_gdn[i](transform.g_a[i](h)), cond[i])
+    return transform.g_a[3](h) * torch.exp(transform.gain.view(1, -1, 1, 1) * (q0.view(-1, 1, 1, 1) - 0.5)), cond[3]
+
+
+def hyper_analyze(transform: nn.Module, y: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """h_a(y, q) with the layers of `transform`: latents to hyper-latents z."""
+    h = F.leaky_relu(transform.h_a_sft(transform.h_a[0](y), cond))
+    h = F.leaky_relu(transform.h_a[1](h))
+    return transform.h_a[2](h)
+
+
+class AnalysisTransform(nn.Module):
+    """g_a and h_a on their own, g_a of any widths: the form a second encoder of a model takes
+    (the fast encoder, models/transforms.py). It writes files the model's own decoder reads;
+    its parameter names are those of the model's own analysis."""
+
+    def __init__(self, M: int, N: int, widths: tuple[int, int, int], cond: int = 32):
+        super().__init__()
+        for name, module in analysis_layers(M, N, widths, cond).items():
+            setattr(self, name, module)
+        self.gain = nn.Parameter(torch.full((M,), INITIAL_GAIN))
+
+    def forward(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, cond = analyze(self, x, quality_map, q0)
+        return y, hyper_analyze(self, y, cond)
+
+
 class SynthesisTransform(nn.Module):
     """g_s on its own, of any width: the form the second decoders of a model's files take (the
-    GAN decoder at the model's width, the fast decoder narrower; models/decoders.py). Its
+    GAN decoder at the model's width, the fast decoder narrower; models/transforms.py). Its
     parameter names are those of the model's own synthesis."""
 
     def __init__(self, M: int, N: int):
@@ -91,15 +139,8 @@ class QualityMapHyperprior(nn.Module):
     def __init__(self, N: int = 128, M: int = 192, cond: int = 32):
         super().__init__()
         self.N, self.M = N, M
-        self.quality_pyramid = QualityPyramid(cond, levels=4)
-
-        self.g_a = nn.ModuleList([conv(3, N), conv(N, N), conv(N, N), conv(N, M)])
-        self.g_a_gdn = nn.ModuleList([GDN(N), GDN(N), GDN(N)])
-        self.g_a_sft = nn.ModuleList([SFT(N, cond), SFT(N, cond), SFT(N, cond)])
-
-        self.h_a = nn.ModuleList([conv(M, N, 3, 1), conv(N, N), conv(N, N)])
-        self.h_a_sft = SFT(N, cond)
-        self.act = nn.LeakyReLU(inplace=True)
+        for name, module in analysis_layers(M, N, (N, N, N), cond).items():
+            setattr(self, name, module)
 
         self.h_s = nn.Sequential(
             deconv(N, M), nn.LeakyReLU(inplace=True),
@@ -120,23 +161,15 @@ class QualityMapHyperprior(nn.Module):
 
     # -- transforms -------------------------------------------------------------------------
     def analysis_transform(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """g_a: image, quality map and global quality to latents y, plus the quality features h_a
-        needs (both at stride 16)."""
-        cond = self.quality_pyramid(quality_map)
-        h = x
-        for i in range(3):
-            h = self.g_a_sft[i](self.g_a_gdn[i](self.g_a[i](h)), cond[i])
-        return self.g_a[3](h) * torch.exp(self.gain.view(1, -1, 1, 1) * (q0.view(-1, 1, 1, 1) - 0.5)), cond[3]
+        return analyze(self, x, quality_map, q0)
 
     def hyper_analysis(self, y: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        h = self.act(self.h_a_sft(self.h_a[0](y), cond))
-        h = self.act(self.h_a[1](h))
-        return self.h_a[2](h)
+        return hyper_analyze(self, y, cond)
 
     def analysis(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """g_a and h_a: image and quality maps to latents y and hyper-latents z."""
-        y, cond = self.analysis_transform(x, quality_map, q0)
-        return y, self.hyper_analysis(y, cond)
+        y, cond = analyze(self, x, quality_map, q0)
+        return y, hyper_analyze(self, y, cond)
 
     def hyper_synthesis(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """h_s: Gaussian scales and means of y. Float while training; exact integer arithmetic when
@@ -161,9 +194,11 @@ class QualityMapHyperprior(nn.Module):
         return synthesize(self, y_hat, q0)
 
     # -- training ---------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> ForwardOutput:
-        """Mixed quantization (Minnen & Singh 2020): noise for the rate, rounding for the decoder."""
-        y, z = self.analysis(x, quality_map, q0)
+    def forward(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor,
+                analysis: AnalysisTransform | None = None) -> ForwardOutput:
+        """Mixed quantization (Minnen & Singh 2020): noise for the rate, rounding for the decoder.
+        `analysis` replaces the model's own g_a and h_a (training a second encoder)."""
+        y, z = self.analysis(x, quality_map, q0) if analysis is None else analysis(x, quality_map, q0)
         _, z_likelihoods = self.entropy_bottleneck(z)
         z_offset = self.entropy_bottleneck._get_medians()
         z_hat = ste_round(z - z_offset) + z_offset
@@ -195,23 +230,25 @@ class QualityMapHyperprior(nn.Module):
 
     @torch.inference_mode()
     def compress(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor, saliency: torch.Tensor | None = None,
-                 tile: int = 0) -> tuple[list[bytes], float]:
+                 tile: int = 0, analysis: AnalysisTransform | None = None) -> tuple[list[bytes], float]:
         """x: 1×3×H×W uint8 pixels (or floats in [0, 1]), H and W multiples of `stride`; q0 the
         global quality the file header carries; `tile` > 0 bounds memory (see tiling.py). The
-        saliency map reaches this model through the quality map only.
+        saliency map reaches this model through the quality map only. `analysis` replaces the
+        model's own g_a and h_a (a second encoder: same file format, same decoder).
 
         Returns the [y, z] streams and the estimated bits (-Σ log2 p of the coded symbols),
         which the tests compare with the real stream sizes.
         """
+        encoder = self if analysis is None else analysis
         if tile:
-            y, cond = tiled(lambda t, q: self.analysis_transform(to_unit(t), q, q0), (x, quality_map), tile,
+            y, cond = tiled(lambda t, q: analyze(encoder, to_unit(t), q, q0), (x, quality_map), tile,
                             self.ANALYSIS_HALO, 1 / 16)
         else:
-            y, cond = self.analysis_transform(to_unit(x), quality_map, q0)
+            y, cond = analyze(encoder, to_unit(x), quality_map, q0)
         if tile:  # h_a unfolds y (about 330 MB at 12 megapixels): tiles of 64 latents, halo 16
-            (z,) = tiled(lambda t, c: (self.hyper_analysis(t, c),), (y, cond), 64, 16, 1 / 4)
+            (z,) = tiled(lambda t, c: (hyper_analyze(encoder, t, c),), (y, cond), 64, 16, 1 / 4)
         else:
-            z = self.hyper_analysis(y, cond)
+            z = hyper_analyze(encoder, y, cond)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         scales, means = self.hyper_synthesis(z_hat)

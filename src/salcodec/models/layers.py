@@ -128,11 +128,13 @@ class SFT(nn.Module):
         return x * (1 + self.gamma(h)) + self.beta(h)
 
 
-def load_state_resizing_buffers(model: nn.Module, state: dict[str, torch.Tensor], strict: bool = True) -> None:
+def load_state_resizing_buffers(model: nn.Module, state: dict[str, torch.Tensor], strict: bool = True,
+                                assign: bool = False) -> None:
     """load_state_dict that first gives entropy-coder table buffers the shapes in `state`.
 
     CompressAI's CDF tables start empty and are sized when built, so a saved model holds
-    tables a fresh one has no room for.
+    tables a fresh one has no room for. `assign` makes the model use the tensors of `state`
+    instead of copying them (loading for inference: a copy of every weight saved).
     """
     buffers = dict(model.named_buffers())
     for name, value in state.items():
@@ -140,7 +142,7 @@ def load_state_resizing_buffers(model: nn.Module, state: dict[str, torch.Tensor]
             module_name, _, attr = name.rpartition(".")
             module = model.get_submodule(module_name) if module_name else model
             module.register_buffer(attr, torch.empty_like(value), persistent=True)
-    model.load_state_dict(state, strict=strict)
+    model.load_state_dict(state, strict=strict, assign=assign)
 
 
 @dataclass

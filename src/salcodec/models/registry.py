@@ -74,7 +74,7 @@ def load_weights_file(path: Path) -> tuple[nn.Module, str]:
         raise SalcodecError(f"cannot load model weights {path}: {exc}") from None
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
     try:
-        load_state_resizing_buffers(model, state)
+        load_state_resizing_buffers(model, state, assign=True)  # `state` is ours alone: no copy
     except RuntimeError as exc:
         raise SalcodecError(f"weights file {path} does not fit its model: {str(exc).splitlines()[0]}") from None
     if not model.entropy_tables_ready():

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models.decoders import export_decoder
+from ..models.transforms import export_decoder
 from ..models.hyperprior import SynthesisTransform
 from .gan import frozen_base, latent_cache, monitor_for, quantized_latents, run_monitored_training
 

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from ..codec.image_io import IMAGE_SUFFIXES
 from ..errors import SalcodecError
 from ..eval.metrics import high_frequency_ratio, psnr
-from ..models.decoders import export_decoder, synthesis_state
+from ..models.transforms import export_decoder, synthesis_state
 from ..models.generative import ConditionalPatchDiscriminator
 from ..models.registry import load_model
 from .losses import saliency_weight
