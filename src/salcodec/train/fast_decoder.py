@@ -6,8 +6,7 @@ on the latents the frozen model gives training crops (the latent cache, gan.py):
 entropy model do not change, so files stay the same and either decoder reads them. The loss is
 the MSE to the original crop, the decoder's true task; crops are coded over the whole q0 range
 with random quality maps, as files are. It starts from the model's own synthesis narrowed to the
-channels that carry most weight, which decodes recognisably from step 0 where a random start
-would spend much of a CPU budget relearning what the wide decoder knows. The train/held-out
+channels that carry most weight (narrowing.py). The train/held-out
 monitor runs as for the GAN decoder; the wide decoder's scores on the same crops are written
 once to `monitor_base.json`, the mark the narrow one is measured against.
 """
@@ -22,34 +21,15 @@ import torch
 from ..models.transforms import export_decoder
 from ..models.hyperprior import SynthesisTransform
 from .gan import frozen_base, latent_cache, monitor_for, quantized_latents, run_monitored_training
+from .narrowing import copy_narrowed_layers
 
 
 @torch.no_grad()
 def narrowed_synthesis(model: torch.nn.Module, width: int) -> SynthesisTransform:
-    """The model's synthesis keeping, in each hidden layer, the `width` channels whose outgoing
-    weights (in the next layer) have the largest norm: their weights, their rows and columns of
-    the inverse GDN, and their modulation."""
+    """The model's synthesis `width` channels wide, from its most-read channels (narrowing.py)."""
     narrow = SynthesisTransform(model.M, width)
     narrow.inverse_gain.copy_(model.inverse_gain)
-    kept_in = torch.arange(model.M)
-    for i in range(4):
-        wide_conv, conv = model.g_s[i], narrow.g_s[i]
-        if i < 3:
-            kept = model.g_s[i + 1].weight.flatten(1).norm(dim=1).topk(width).indices.sort().values
-        else:
-            kept = torch.arange(3)
-        conv.weight.copy_(wide_conv.weight[kept_in][:, kept])  # transposed: in × out × k × k
-        conv.bias.copy_(wide_conv.bias[kept])
-        if i < 3:
-            gdn, wide_gdn = narrow.g_s_igdn[i], model.g_s_igdn[i]
-            gdn.beta.copy_(wide_gdn.beta[kept])
-            gdn.gamma.copy_(wide_gdn.gamma[kept][:, kept])
-            mod, wide_mod = narrow.g_s_mod[i], model.g_s_mod[i]
-            mod.mlp.load_state_dict(wide_mod.mlp.state_dict())
-            for name in ("gamma", "beta"):
-                getattr(mod, name).weight.copy_(getattr(wide_mod, name).weight[kept])
-                getattr(mod, name).bias.copy_(getattr(wide_mod, name).bias[kept])
-        kept_in = kept
+    copy_narrowed_layers(model.g_s, narrow.g_s, model.g_s_igdn, narrow.g_s_igdn, model.g_s_mod, narrow.g_s_mod)
     return narrow
 
 

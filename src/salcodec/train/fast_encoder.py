@@ -8,7 +8,7 @@ entropy model, hyper-synthesis and synthesis stay frozen. So whatever it writes 
 same model, bit for bit in the same format, and every decoder of that model reads it; what it
 can lose is rate–distortion, which `salcodec eval --models ID,ID+fast` measures on the same
 images. It starts from the model's own analysis narrowed to the channels that carry most weight
-into the next layer (as the fast decoder does), so it codes recognisably from step 0. The
+into the next layer (narrowing.py). The
 train/held-out monitor is the GAN decoder's; the full encoder's scores on the same crops go once
 to `monitor_base.json`.
 """
@@ -25,37 +25,19 @@ from ..models.hyperprior import AnalysisTransform
 from ..models.transforms import export_encoder
 from .gan import frozen_base, monitor_for, run_monitored_training
 from .losses import rate_distortion_loss
+from .narrowing import copy_narrowed_layers
 
 
 @torch.no_grad()
 def narrowed_analysis(model: torch.nn.Module, widths: tuple[int, int, int]) -> AnalysisTransform:
-    """The model's analysis keeping, in hidden layer i of g_a, the `widths[i]` channels whose
-    outgoing weights (in the next layer) have the largest norm: their filters, their rows and
-    columns of GDN, their SFT modulation. The quality pyramid, the gain and h_a are copied whole."""
+    """The model's analysis with g_a's hidden layers `widths` channels wide, from its most-read
+    channels (narrowing.py); the quality pyramid, the gain and h_a are copied whole."""
     cond = model.quality_pyramid.downs[0][0].out_channels
     narrow = AnalysisTransform(model.M, model.N, widths, cond)
     for name in ("quality_pyramid", "h_a", "h_a_sft"):
         getattr(narrow, name).load_state_dict(getattr(model, name).state_dict())
     narrow.gain.copy_(model.gain)
-    kept_in = torch.arange(3)
-    for i in range(4):
-        wide_conv, conv = model.g_a[i], narrow.g_a[i]
-        if i < 3:
-            kept = model.g_a[i + 1].weight.transpose(0, 1).flatten(1).norm(dim=1).topk(widths[i]).indices.sort().values
-        else:
-            kept = torch.arange(model.M)
-        conv.weight.copy_(wide_conv.weight[kept][:, kept_in])  # out × in × k × k
-        conv.bias.copy_(wide_conv.bias[kept])
-        if i < 3:
-            gdn, wide_gdn = narrow.g_a_gdn[i], model.g_a_gdn[i]
-            gdn.beta.copy_(wide_gdn.beta[kept])
-            gdn.gamma.copy_(wide_gdn.gamma[kept][:, kept])
-            sft, wide_sft = narrow.g_a_sft[i], model.g_a_sft[i]
-            sft.shared.load_state_dict(wide_sft.shared.state_dict())
-            for name in ("gamma", "beta"):
-                getattr(sft, name).weight.copy_(getattr(wide_sft, name).weight[kept])
-                getattr(sft, name).bias.copy_(getattr(wide_sft, name).bias[kept])
-        kept_in = kept
+    copy_narrowed_layers(model.g_a, narrow.g_a, model.g_a_gdn, narrow.g_a_gdn, model.g_a_sft, narrow.g_a_sft)
     return narrow
 
 
