@@ -1,6 +1,6 @@
 """MSE and GAN decoders side by side on the same files (the GAN decoder issue's table).
 
-    python benchmarks/generative.py [--model default-v3] [--quality 0] [--data ../shared/data/kodak]
+    python benchmarks/generative.py [--model default-v4] [--quality 0] [--data ../shared/data/kodak]
                                     [--out-dir runs/generative]
 
 Each image is compressed once (`--saliency none`) and decoded by both decoders. The ROI is the
