@@ -6,20 +6,18 @@ on the latents the frozen model gives training crops (the latent cache, gan.py):
 entropy model do not change, so files stay the same and either decoder reads them. The loss is
 the MSE to the original crop, the decoder's true task; crops are coded over the whole q0 range
 with random quality maps, as files are. It starts from the model's own synthesis narrowed to the
-channels that carry most weight (narrowing.py). The train/held-out
-monitor runs as for the GAN decoder; the wide decoder's scores on the same crops are written
-once to `monitor_base.json`, the mark the narrow one is measured against.
+channels that carry most weight (narrowing.py). The train/held-out monitor runs as for the GAN
+decoder, against the wide decoder's scores on the same crops (`monitor_base.json`).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..models.transforms import export_decoder
 from ..models.hyperprior import SynthesisTransform
+from ..models.transforms import export_decoder
 from .gan import frozen_base, latent_cache, monitor_for, quantized_latents, run_monitored_training
 from .narrowing import copy_narrowed_layers
 
@@ -66,11 +64,7 @@ def train_fast_decoder(cfg: dict, max_steps: int | None = None) -> Path:
         return synthesis(latents(x).to(device), monitor_q0.to(device)).cpu()
 
     monitor = monitor_for(cfg)
-    base_scores = out_dir / "monitor_base.json"
-    if not base_scores.is_file():  # the wide decoder on the same crops: what the narrow one aims at
-        with torch.no_grad():
-            scores = monitor(lambda x: base.synthesis(latents(x), monitor_q0))
-        base_scores.write_text(json.dumps(scores, indent=1))
+    monitor.write_reference(out_dir, lambda x: base.synthesis(latents(x), monitor_q0))
     step = run_monitored_training(cfg, {"synthesis": synthesis}, optimizers, step_fn, reconstruct, monitor, max_steps)
     if step >= tcfg["steps"]:
         export_decoder(synthesis.cpu().eval(), "fast", base_id, digest, out_dir / "fast" / f"{base_id}.pt",

@@ -5,17 +5,16 @@ convolution alone, 128 → 128 channels at half resolution, was 36 % of a Kodak 
 encoder is an `AnalysisTransform` with a narrower g_a, trained with the model's own objective —
 rate plus λ(q)-weighted squared error, on crops with random quality maps — while the model's
 entropy model, hyper-synthesis and synthesis stay frozen. So whatever it writes is a file of the
-same model, bit for bit in the same format, and every decoder of that model reads it; what it
-can lose is rate–distortion, which `salcodec eval --models ID,ID+fast` measures on the same
-images. It starts from the model's own analysis narrowed to the channels that carry most weight
-into the next layer (narrowing.py). The
-train/held-out monitor is the GAN decoder's; the full encoder's scores on the same crops go once
-to `monitor_base.json`.
+same model, in the same format, and every decoder of that model reads it; what it can lose is
+rate–distortion, which `salcodec eval --models 'ID,ID^fast'` measures on the same images. It
+starts from the model's own analysis narrowed to the channels that carry most weight into the
+next layer (narrowing.py). The train/held-out monitor runs as for the GAN decoder, against the
+full encoder's scores on the same crops (`monitor_base.json`).
 """
 from __future__ import annotations
 
 import copy
-import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +23,8 @@ import torch
 from ..models.hyperprior import AnalysisTransform
 from ..models.transforms import export_encoder
 from .gan import frozen_base, monitor_for, run_monitored_training
-from .losses import rate_distortion_loss
 from .narrowing import copy_narrowed_layers
+from .objectives import QualityMapObjective
 
 
 @torch.no_grad()
@@ -54,14 +53,13 @@ def train_fast_encoder(cfg: dict, max_steps: int | None = None) -> Path:
     analysis = narrowed_analysis(shared_base, tuple(mcfg["widths"])).to(device).train()
     optimizers = {"lr": torch.optim.Adam(analysis.parameters(), lr=learning_rate(tcfg["lr"], 0))}
     sampler = build_sampler(cfg, tcfg["seed"])
-    lambdas = (tcfg["lambda_min"], tcfg["lambda_max"])
+    objective = QualityMapObjective(tcfg)  # the model's own, with the fast analysis in its place
+    coder = partial(base, analysis=analysis)
 
     def step_fn(rng: np.random.Generator) -> dict[str, float]:
         sampler.rng = rng  # the loop's generator, saved in its checkpoints: a resumed run draws new crops
-        x, _, q = (t.to(device) for t in sampler.batch(tcfg["batch"]))
-        q0 = torch.round(q.flatten(1).amax(1) * 255) / 255  # what the file header will carry
-        out = base(x, q, q0, analysis=analysis)
-        terms = rate_distortion_loss(x, out.x_hat, out.likelihoods, q, *lambdas)
+        x, s, q = (t.to(device) for t in sampler.batch(tcfg["batch"]))
+        terms = objective(coder, x, s, q)
         optimizers["lr"].zero_grad(set_to_none=True)
         terms["loss"].backward()
         torch.nn.utils.clip_grad_norm_(analysis.parameters(), tcfg.get("clip", 1.0))
@@ -78,9 +76,7 @@ def train_fast_encoder(cfg: dict, max_steps: int | None = None) -> Path:
         return reconstruct
 
     monitor = monitor_for(cfg)
-    base_scores = out_dir / "monitor_base.json"
-    if not base_scores.is_file():  # the full encoder on the same crops: what the narrow one aims at
-        base_scores.write_text(json.dumps(monitor(reconstruct_with(None)), indent=1))
+    monitor.write_reference(out_dir, reconstruct_with(None))
     step = run_monitored_training(cfg, {"analysis": analysis}, optimizers, step_fn, reconstruct_with(analysis),
                                   monitor, max_steps)
     if step >= tcfg["steps"]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,9 +36,9 @@ from tqdm import tqdm
 from ..codec.image_io import IMAGE_SUFFIXES
 from ..errors import SalcodecError
 from ..eval.metrics import high_frequency_ratio, psnr
-from ..models.transforms import export_decoder, synthesis_state
 from ..models.generative import ConditionalPatchDiscriminator
 from ..models.registry import load_model
+from ..models.transforms import export_decoder, synthesis_state
 from .losses import saliency_weight
 
 
@@ -124,6 +125,13 @@ class Monitor:
             scores[f"{name}_psnr"] = float(np.mean(ps))
             scores[f"{name}_hf_ratio"] = float(np.mean(hf))
         return scores
+
+    def write_reference(self, out_dir: Path, reconstruct: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Scores of the transform a narrower one replaces, on the same crops, written once to
+        `<out_dir>/monitor_base.json`: the mark the trained one is measured against."""
+        path = out_dir / "monitor_base.json"
+        if not path.is_file():
+            path.write_text(json.dumps(self(reconstruct), indent=1))
 
 
 def generator_and_discriminator(base: torch.nn.Module, width: int) -> tuple[torch.nn.Module, ConditionalPatchDiscriminator]:
