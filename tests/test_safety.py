@@ -100,3 +100,31 @@ def test_decoding_is_identical_across_processes_and_thread_counts(tmp_path):
         outputs.append((sgc.read_bytes(), np.asarray(Image.open(png))))
     assert outputs[0][0] == outputs[1][0]  # same file whatever the encoder's thread count
     assert np.array_equal(outputs[0][1], outputs[1][1])
+
+
+def test_shipped_transforms_give_the_same_floats_whatever_the_thread_count():
+    """oneDNN stays on while coding; its 1×1 convolutions (GDN, SFT) would round differently
+    with another thread count, so those run natively (models/layers.native_kernels_when_coding).
+    Floats, not files: a tiny difference changes a file only when it flips a rounding."""
+    import torch
+
+    from salcodec.models.hyperprior import analyze, synthesize
+    from salcodec.models.registry import load_model
+
+    assert torch.backends.mkldnn.enabled
+    model, _ = load_model("default-v4")
+    pixels = np.asarray(Image.open(KODAK / "kodim05.png").convert("RGB"))[:256, :320]
+    x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float() / 255
+    q, q0 = torch.full((1, 1, 256, 320), 0.6), torch.tensor([0.6])
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            with torch.inference_mode():
+                y, _ = analyze(model, x, q, q0)
+                results.append((y, synthesize(model, torch.round(y), q0)))
+    finally:
+        torch.set_num_threads(threads)
+    for y, x_hat in results[1:]:
+        assert torch.equal(y, results[0][0]) and torch.equal(x_hat, results[0][1])

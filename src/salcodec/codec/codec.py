@@ -1,8 +1,6 @@
 """Image <-> `.sgc` bytes with a shipped model: padding, quality maps, containers, rate control."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,23 +18,6 @@ from .quality import q0_byte, quality_map, quality_to_q0
 # size. The tile side is written in the container so that the decoder tiles the same way.
 TILE_ABOVE_PIXELS = 1024 * 768
 TILE_SIDE = 512
-
-
-@contextmanager
-def thread_invariant_kernels() -> Iterator[None]:
-    """Context in which the transforms give the same floats whatever the thread count.
-
-    oneDNN (mkldnn) picks its convolution blocking by thread count, so a file decoded with one
-    thread and with two differed in a few pixels. PyTorch's native convolutions (im2col and a
-    GEMM split over output blocks) do not depend on it; benchmarks/determinism.py checks this
-    on all Kodak images and benchmarks/speed.py measures what it costs.
-    """
-    previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = previous
 
 
 @dataclass
@@ -93,8 +74,7 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
         return_large_blocks_to_the_system()
     st = _as_batch(_pad(saliency.astype(np.float32), model.stride)) if saliency is not None else None
     q0 = q0_byte(q)
-    with thread_invariant_kernels():
-        streams, est_bits = model.compress(x, qt, torch.tensor([q0 / 255.0]), st, tile, **second_encoder)
+    streams, est_bits = model.compress(x, qt, torch.tensor([q0 / 255.0]), st, tile, **second_encoder)
     used_saliency = saliency is not None and (strength != 0 or getattr(model, "saliency_input", False))
     flags = bitstream.FLAG_SPATIAL_QUALITY if used_saliency else 0
     header = bitstream.Header(model_name, digest, h, w, q0, flags, tile)
@@ -133,9 +113,8 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder:
     if head.tile:
         return_large_blocks_to_the_system()
     try:
-        with thread_invariant_kernels():
-            x_hat = model.decompress(container.streams, padded, torch.tensor([head.q0 / 255.0]), head.tile,
-                                     **second_decoder)
+        x_hat = model.decompress(container.streams, padded, torch.tensor([head.q0 / 255.0]), head.tile,
+                                 **second_decoder)
     except (RuntimeError, ValueError) as exc:
         raise SalcodecError(f"corrupt file (entropy decoding failed: {exc})") from None
     return x_hat[0, :, : head.height, : head.width].permute(1, 2, 0).contiguous().numpy()

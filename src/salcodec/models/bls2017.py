@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._compressai import GDN, EntropyBottleneck
-from .layers import ForwardOutput, conv, deconv, pad_stream, to_pixels, to_unit
+from ._compressai import EntropyBottleneck
+from .layers import GDN, ForwardOutput, conv, deconv, pad_stream, to_pixels, to_unit
 from .tiling import tiled
 
 

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._compressai import GDN, EntropyBottleneck, GaussianConditional
+from ._compressai import EntropyBottleneck, GaussianConditional
 from .exact import ExactHyperSynthesis
-from .layers import SFT, ForwardOutput, QualityPyramid, conv, deconv, pad_stream, to_pixels, to_unit
+from .layers import GDN, SFT, ForwardOutput, QualityPyramid, coding_layout, conv, deconv, pad_stream, to_pixels, to_unit
 from .tiling import tiled
 
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
@@ -60,7 +60,7 @@ def synthesis_layers(M: int, N: int) -> tuple[nn.ModuleList, nn.ModuleList, nn.M
 
 def synthesize(transform: nn.Module, y_hat: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
     """g_s(ŷ, q0) with the layers of `transform` (the model itself, or a `SynthesisTransform`)."""
-    h = y_hat * torch.exp(-transform.inverse_gain.view(1, -1, 1, 1) * (q0.view(-1, 1, 1, 1) - 0.5))
+    h = coding_layout(y_hat) * torch.exp(-transform.inverse_gain.view(1, -1, 1, 1) * (q0.view(-1, 1, 1, 1) - 0.5))
     for i in range(3):
         h = transform.g_s_mod[i](transform.g_s_igdn[i](transform.g_s[i](h)), q0)
     return transform.g_s[3](h)
@@ -83,8 +83,8 @@ def analyze(transform: nn.Module, x: torch.Tensor, quality_map: torch.Tensor, q0
     """g_a(x, q) with the layers of `transform` (the model itself, or an `AnalysisTransform`):
     image, quality map and global quality to latents y, plus the quality features h_a needs
     (both at stride 16)."""
-    cond = transform.quality_pyramid(quality_map)
-    h = x
+    cond = transform.quality_pyramid(coding_layout(quality_map))
+    h = coding_layout(x)
     for i in range(3):
         h = transform.g_a_sft[i](transform.g_a_gdn[i](transform.g_a[i](h)), cond[i])
     return transform.g_a[3](h) * torch.exp(transform.gain.view(1, -1, 1, 1) * (q0.view(-1, 1, 1, 1) - 0.5)), cond[3]
