@@ -2,8 +2,11 @@
 
     python benchmarks/generative.py [--model default-v4] [--quality 0] [--data ../shared/data/kodak]
                                     [--out-dir runs/generative]
+    python benchmarks/generative.py --models gan-extreme-v1-mse gan-extreme-v1   # two whole codecs
 
-Each image is compressed once (`--saliency none`) and decoded by both decoders. The ROI is the
+Each image is compressed once (`--saliency none`) and decoded by both decoders; with `--models`
+each of the two models (an MSE-trained one first, a GAN-trained one second; fixed-rate models
+ignore `--quality`) compresses and decompresses it. The ROI is the
 top 20 % of the shipped saliency predictor's map (`auto`; Kodak has no human fixations), so
 ROI-PSNR here is "where the predictor says people look". Realism is the high-frequency ratio:
 power in the upper half of spatial frequencies of the reconstruction over the original's. The
@@ -31,6 +34,8 @@ CROP = 192
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--models", nargs=2, metavar=("MSE_MODEL", "GAN_MODEL"),
+                    help="compare two codecs, each with its own files, instead of two decoders of one")
     ap.add_argument("--quality", type=float, default=0)
     ap.add_argument("--data", default="../shared/data/kodak")
     ap.add_argument("--images", type=int, help="only the first N images")
@@ -44,10 +49,17 @@ def main() -> None:
         image = np.asarray(Image.open(path).convert("RGB"))
         sal = saliency.predict(image, "auto")
         roi = roi_mask(sal)
-        enc = codec.encode(image, args.quality, None, 0.0, args.model)
-        decoded = {d: codec.decode(enc.data, decoder=d) for d in ("mse", "gan")}
+        decoded, bpp = {}, {}
+        if args.models:
+            for name, model in zip(("mse", "gan"), args.models):
+                enc = codec.encode(image, args.quality, None, 0.0, model)
+                decoded[name], bpp[name] = codec.decode(enc.data), enc.bpp
+        else:
+            enc = codec.encode(image, args.quality, None, 0.0, args.model)
+            for name in ("mse", "gan"):
+                decoded[name], bpp[name] = codec.decode(enc.data, decoder=name), enc.bpp
         for name, pixels in decoded.items():
-            rows.append({"image": path.name, "decoder": name, "bpp": enc.bpp, "psnr": psnr(image, pixels),
+            rows.append({"image": path.name, "decoder": name, "bpp": bpp[name], "psnr": psnr(image, pixels),
                          "ms_ssim": ms_ssim(image, pixels), "roi_psnr": region_psnr(image, pixels, roi),
                          "hf_ratio": high_frequency_ratio(image, pixels), "grid_ratio": grid_artefact_ratio(image, pixels)})
         if i < 4:  # a crop around the most salient point
@@ -63,7 +75,8 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     Image.fromarray(np.concatenate(grid, axis=0)).save(out / "crops.png")
-    print(f"model {args.model}, quality {args.quality:g}, {len(paths)} images of {args.data}, --saliency none; "
+    what = f"models {' (mse) vs '.join(args.models)} (gan)" if args.models else f"model {args.model}"
+    print(f"{what}, quality {args.quality:g}, {len(paths)} images of {args.data}, --saliency none; "
           f"ROI = top 20 % of the shipped predictor's map (auto)")
     print("| decoder | bpp | PSNR (dB) | MS-SSIM | ROI-PSNR (dB) | high-frequency ratio | grid artefact ratio |\n"
           "|---|---|---|---|---|---|---|")

@@ -17,6 +17,7 @@ from salcodec.eval.metrics import high_frequency_ratio
 from salcodec.models.transforms import export_decoder, synthesis_state
 from salcodec.models.registry import MODEL_PATH_ENV, build_model, export_weights, load_model
 from salcodec.train.gan import gan_step, generator_and_discriminator, quantized_latents
+from salcodec.train.losses import periodic_error_power
 from tests.conftest import DATA, KODAK, TINY
 
 
@@ -39,7 +40,7 @@ def test_gan_steps_train_the_decoder_and_discriminator_only(rng):
     q0 = torch.tensor([0.2, 0.6])
     y_hat = quantized_latents(base, x, q0.view(-1, 1, 1, 1).expand(-1, 1, 64, 64), q0)
     weights = {"distortion_weight": 0.01, "adversarial_weight": 1.0, "feature_matching_weight": 1.0,
-               "saliency_weighting": "normalised", "saliency_floor": 0.1}
+               "saliency_weighting": "normalised", "saliency_floor": 0.1, "periodic_weight": 0.5}
     for _ in range(2):
         terms = gan_step(generator, discriminator, opt_g, opt_d, x, torch.rand(2, 1, 64, 64), y_hat, q0, weights)
     assert all(np.isfinite(v) for v in terms.values())
@@ -47,6 +48,20 @@ def test_gan_steps_train_the_decoder_and_discriminator_only(rng):
     assert moved and moved <= set(synthesis_state(generator))  # encoder and entropy model stay frozen
     assert changed(d_before, snapshot(discriminator))
     assert not changed(base_before, snapshot(base))  # the shipped model itself is untouched
+
+
+def test_periodic_error_power_sees_a_grid_pattern_and_not_noise(rng):
+    x = torch.from_numpy(rng.random((2, 3, 128, 128), dtype=np.float32))
+    noise = 0.05 * torch.from_numpy(rng.standard_normal((2, 3, 128, 128), dtype=np.float32))
+    dots = torch.zeros(2, 3, 128, 128)
+    dots[..., ::16, ::16] = 0.8  # one dot per 16×16 block: the checkerboard-like pattern a decoder can imprint
+    grid = periodic_error_power(x, x + dots)
+    assert torch.allclose(grid, torch.full((2,), 255**2 * (0.8**2 / 256 - (0.8 / 256) ** 2)), rtol=1e-4)  # its variance
+    assert (periodic_error_power(x, x + noise) < grid / 20).all()  # noise averages away over 64 blocks
+    assert (periodic_error_power(x, x + 0.1) < 1e-6).all()  # an offset is no pattern (up to float rounding)
+    fake = (x + dots).requires_grad_()
+    periodic_error_power(x, fake).sum().backward()
+    assert fake.grad.abs().sum() > 0
 
 
 @pytest.fixture

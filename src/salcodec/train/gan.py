@@ -9,10 +9,11 @@ codec against a multi-scale discriminator, its categorical prior learning the sy
 Steps alternate: the discriminator on real vs generated crops, then the generator on
 
     distortion_weight · 255²·mean(w · (x − x̂)²) + adversarial_weight · (−log D(x̂))
-    + feature_matching_weight · Σ|D_l(x̂) − D_l(x)|
+    + feature_matching_weight · Σ|D_l(x̂) − D_l(x)| + periodic_weight · 255²·P(x̂ − x)
 
 where w is the saliency-selective weight (salient pixels held to the original, the rest left to
-the generator; `saliency_weighting: none` weighs every pixel alike). The discriminator's loss
+the generator; `saliency_weighting: none` weighs every pixel alike) and P the power of the error's
+16-px periodic pattern (losses.periodic_error_power, against the grid artefacts GAN decoders make). The discriminator's loss
 may carry an R1 penalty (`r1_weight`), meant to keep it from taking over in long runs. Every `monitor_every` steps the model is scored
 on training images and on held-out images (PSNR and high-frequency ratio, `monitor.csv`), so
 overfitting — the seed's failure with this kind of model — shows as a gap between the two columns.
@@ -39,7 +40,7 @@ from ..eval.metrics import high_frequency_ratio, psnr
 from ..models.generative import ConditionalPatchDiscriminator
 from ..models.registry import load_model
 from ..models.transforms import export_decoder, synthesis_state
-from .losses import saliency_weight
+from .losses import periodic_error_power, saliency_weight
 
 
 @dataclass
@@ -143,12 +144,11 @@ def generator_and_discriminator(base: torch.nn.Module, width: int) -> tuple[torc
     return generator, ConditionalPatchDiscriminator(base.M, width)
 
 
-def adversarial_step(discriminator: torch.nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-                     x: torch.Tensor, fake: torch.Tensor, saliency: torch.Tensor, weights: dict,
-                     condition: torch.Tensor | None = None, extra: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
-    """One discriminator step, then one generator step, on the same generated batch `fake`
-    (computed by the caller with gradients); `extra` loss terms are added to the generator's."""
-    r1_weight = weights.get("r1_weight", 0.0)
+def discriminator_step(discriminator: torch.nn.Module, opt_d: torch.optim.Optimizer, x: torch.Tensor,
+                       fake: torch.Tensor, condition: torch.Tensor | None,
+                       r1_weight: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """One step of the discriminator on real `x` against generated `fake`; returns its loss, the R1
+    penalty and its features of `x` before the step (the targets of feature matching)."""
     real = x.detach().requires_grad_(r1_weight > 0)
     real_logits, real_features = discriminator(real, condition)
     fake_logits, _ = discriminator(fake.detach(), condition)
@@ -164,22 +164,36 @@ def adversarial_step(discriminator: torch.nn.Module, opt_g: torch.optim.Optimize
     opt_d.zero_grad(set_to_none=True)
     (d_loss + 0.5 * r1_weight * r1).backward()
     opt_d.step()
-    real_features = [f.detach() for f in real_features]
+    return d_loss.detach(), r1.detach(), [f.detach() for f in real_features]
 
-    fake_logits, fake_features = discriminator(fake, condition)
-    adversarial = F.softplus(-fake_logits).mean()  # non-saturating
+
+def adversarial_step(discriminator: torch.nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                     x: torch.Tensor, fake: torch.Tensor, saliency: torch.Tensor, weights: dict,
+                     condition: torch.Tensor | None = None, extra: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+    """One discriminator step, then one generator step, on the same generated batch `fake`
+    (computed by the caller with gradients); `extra` loss terms are added to the generator's.
+    With the adversarial and feature-matching weights both zero the discriminator is left out:
+    a distortion-only step, as in a warm-up stage."""
     w = saliency_weight(saliency, weights["saliency_weighting"], weights["saliency_floor"])
     squared = (fake - x) ** 2
     dist = (squared if w is None else w * squared).mean() * 255**2
-    feature_matching = sum(F.l1_loss(f, r) for f, r in zip(fake_features, real_features)) / len(fake_features)
+    d_loss = r1 = adversarial = feature_matching = torch.zeros(())
+    if weights["adversarial_weight"] or weights["feature_matching_weight"]:  # else a distortion-only (warm-up) step
+        d_loss, r1, real_features = discriminator_step(discriminator, opt_d, x, fake, condition,
+                                                       weights.get("r1_weight", 0.0))
+        fake_logits, fake_features = discriminator(fake, condition)
+        adversarial = F.softplus(-fake_logits).mean()  # non-saturating
+        feature_matching = sum(F.l1_loss(f, r) for f, r in zip(fake_features, real_features)) / len(fake_features)
+    periodic = periodic_error_power(x, fake).mean()
     g_loss = (weights["distortion_weight"] * dist + weights["adversarial_weight"] * adversarial
-              + weights["feature_matching_weight"] * feature_matching + sum((extra or {}).values()))
+              + weights["feature_matching_weight"] * feature_matching + weights.get("periodic_weight", 0.0) * periodic
+              + sum((extra or {}).values()))
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
     mse = squared.detach().flatten(1).mean(1)
     return {"d_loss": d_loss.item(), "r1": r1.item(), "g_adversarial": adversarial.item(), "distortion": dist.item(),
-            "feature_matching": feature_matching.item(),
+            "feature_matching": feature_matching.item(), "periodic": periodic.item(),
             "psnr": (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean().item()} | \
         {k: v.item() for k, v in (extra or {}).items()}
 
@@ -195,7 +209,8 @@ def loss_weights(tcfg: dict) -> dict:
     return {"distortion_weight": tcfg["distortion_weight"], "adversarial_weight": tcfg["adversarial_weight"],
             "feature_matching_weight": tcfg.get("feature_matching_weight", 0.0),
             "saliency_weighting": tcfg.get("saliency_weighting", "normalised"),
-            "saliency_floor": tcfg.get("saliency_floor", 0.1), "r1_weight": tcfg.get("r1_weight", 0.0)}
+            "saliency_floor": tcfg.get("saliency_floor", 0.1), "r1_weight": tcfg.get("r1_weight", 0.0),
+            "periodic_weight": tcfg.get("periodic_weight", 0.0)}
 
 
 def monitor_for(cfg: dict) -> Monitor:
@@ -352,12 +367,14 @@ def train_gan_decoder(cfg: dict, max_steps: int | None = None) -> Path:
     return out_dir / "last.pt"
 
 
-def train_gan_extreme(cfg: dict, max_steps: int | None = None) -> Path:
+def train_gan_extreme(cfg: dict, max_steps: int | None = None, init: Path | None = None) -> Path:
     """Train (or resume) an extreme-rate GAN codec (models/extreme.py) end to end: encoder,
     quantizer centres, categorical prior and generator, against a multi-scale discriminator.
-    Exports `<out_dir>/<name>.pt` (usable with SALCODEC_MODEL_PATH) when done."""
+    `init` warm-starts the codec (not the discriminator) from a weights file, e.g. the export of a
+    distortion-only stage. Exports `<out_dir>/<name>.pt` (usable with SALCODEC_MODEL_PATH) when done."""
     from ..models.extreme import MultiScaleDiscriminator
-    from ..models.registry import build_model, export_weights
+    from ..models.layers import load_state_resizing_buffers
+    from ..models.registry import build_model, export_weights, load_weights_file
     from .loop import build_sampler, learning_rate
 
     tcfg, mcfg = cfg["train"], cfg["model"]
@@ -366,9 +383,13 @@ def train_gan_extreme(cfg: dict, max_steps: int | None = None) -> Path:
     torch.manual_seed(tcfg["seed"])
     hparams = {k: v for k, v in mcfg.items() if k not in ("family", "discriminator_width")}
     model = build_model("gan-extreme", **hparams).train()
+    if init is not None:
+        warm, _ = load_weights_file(init)
+        load_state_resizing_buffers(model, warm.state_dict())  # the coding tables are rebuilt at export
     discriminator = MultiScaleDiscriminator(mcfg.get("discriminator_width", 32))
-    optimizers = {"lr_g": torch.optim.Adam(model.parameters(), lr=learning_rate(tcfg["lr_g"], 0), betas=(0.5, 0.999)),
-                  "lr_d": torch.optim.Adam(discriminator.parameters(), lr=learning_rate(tcfg["lr_d"], 0), betas=(0.5, 0.999))}
+    betas = tuple(tcfg.get("adam_betas", (0.5, 0.999)))  # (0.9, 0.999) for a distortion-only stage
+    optimizers = {"lr_g": torch.optim.Adam(model.parameters(), lr=learning_rate(tcfg["lr_g"], 0), betas=betas),
+                  "lr_d": torch.optim.Adam(discriminator.parameters(), lr=learning_rate(tcfg["lr_d"], 0), betas=betas)}
     sampler = build_sampler(cfg, tcfg["seed"])
     weights = loss_weights(tcfg)
 

@@ -47,6 +47,22 @@ def saliency_weight(saliency: torch.Tensor, mode: str, floor: float = 0.1) -> to
     raise ValueError(f"unknown saliency weighting '{mode}' (none, floor, normalised)")
 
 
+def periodic_error_power(x: torch.Tensor, x_hat: torch.Tensor, period: int = 16) -> torch.Tensor:
+    """Per-sample power (8-bit units²) of the part of the error that repeats every `period` pixels.
+
+    A synthesis built from stride-2 upsampling can imprint a pattern on its 16-px grid (GAN decoders
+    did: eval.metrics.grid_artefact_ratio). Averaging the error over all period×period blocks keeps
+    exactly that pattern (the error's power at the grid harmonics, up to scale), while an error
+    that does not repeat averages away (its power falls by the number of blocks).
+    """
+    b, c, h, w = x.shape
+    h, w = h // period * period, w // period * period
+    error = (x_hat - x)[..., :h, :w].mean(1)
+    pattern = error.reshape(b, h // period, period, w // period, period).mean((1, 3))
+    pattern = pattern - pattern.mean((1, 2), keepdim=True)  # the error's mean is no pattern
+    return 255**2 * pattern.pow(2).mean((1, 2))
+
+
 def distortion(x: torch.Tensor, x_hat: torch.Tensor, kind: str, weight: torch.Tensor | None = None,
                alpha: float = 0.84) -> torch.Tensor:
     """Per-sample distortion: 'mse' (in 8-bit units, 255²·MSE), 'ms-ssim' (1 − MS-SSIM) or
