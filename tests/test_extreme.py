@@ -15,7 +15,7 @@ from salcodec.codec import bitstream, codec
 from salcodec.errors import SalcodecError
 from salcodec.models.extreme import CentreQuantizer, ExtremeGAN, MultiScaleDiscriminator, rate_bound_bits
 from salcodec.models.registry import MODEL_PATH_ENV, export_weights
-from salcodec.train.gan import adversarial_step
+from salcodec.train.gan import adversarial_step, train_gan_extreme
 from tests.conftest import DATA, KODAK
 
 TINY_EXTREME = {"channels": 4, "levels": 5, "width": 16, "noise_channels": 2, "blocks": 1}
@@ -102,15 +102,19 @@ def test_garbage_extreme_stream_decodes_or_is_refused_in_one_line(extreme_instal
         assert "\n" not in str(exc)
 
 
-def test_gan_extreme_training_command(tmp_path, training_photos):
-    cfg = {
-        "name": "extreme-test", "out_dir": str(tmp_path / "run"),
+def tiny_extreme_config(tmp_path, training_photos, run: str, **train) -> dict:
+    return {
+        "name": "extreme-test", "out_dir": str(tmp_path / run),
         "model": {"family": "gan-extreme", **TINY_EXTREME, "discriminator_width": 8},
         "data": {"photos": [str(training_photos)], "heldout": str(DATA / "train" / "bsds500" / "test"), "max_side": 256},
         "train": {"steps": 4, "batch": 2, "crop": 64, "lr_g": [[0, 1e-4]], "lr_d": [[0, 1e-4]],
                   "distortion_weight": 0.01, "adversarial_weight": 0.5, "seed": 0, "log_every": 2,
-                  "monitor_every": 2, "monitor_images": 1, "monitor_side": 64, "checkpoint_every": 2},
+                  "monitor_every": 2, "monitor_images": 1, "monitor_side": 64, "checkpoint_every": 2} | train,
     }
+
+
+def test_gan_extreme_training_command(tmp_path, training_photos):
+    cfg = tiny_extreme_config(tmp_path, training_photos, "run")
     config = tmp_path / "extreme.yaml"
     config.write_text(yaml.safe_dump(cfg))
     from salcodec.cli import main
@@ -121,3 +125,23 @@ def test_gan_extreme_training_command(tmp_path, training_photos):
         rows = list(csv.DictReader(fh))
     assert "bpp" in rows[0] and float(rows[-1]["bpp"]) <= 4 * math.log2(5) / 256 + 1e-6
     assert (tmp_path / "run" / "extreme-test.pt").is_file()
+
+
+def test_a_distortion_only_stage_leaves_the_discriminator_out_and_warm_starts_the_gan_stage(tmp_path, training_photos):
+    warm_up = tiny_extreme_config(tmp_path, training_photos, "warm-up", steps=2, adversarial_weight=0.0,
+                                  feature_matching_weight=0.0)
+    train_gan_extreme(warm_up)
+    with (tmp_path / "warm-up" / "log.csv").open() as fh:
+        row = list(csv.DictReader(fh))[-1]
+    assert float(row["d_loss"]) == 0 and float(row["g_adversarial"]) == 0 and float(row["distortion"]) > 0
+    discriminator = torch.load(tmp_path / "warm-up" / "last.pt", weights_only=False)["discriminator"]
+    torch.manual_seed(0)  # the trainer's seed, then its codec: the discriminator it built before any step
+    ExtremeGAN(**TINY_EXTREME)
+    untouched = MultiScaleDiscriminator(width=8)
+    assert all(torch.equal(v, untouched.state_dict()[k]) for k, v in discriminator.items())
+
+    exported = tmp_path / "warm-up" / "extreme-test.pt"
+    train_gan_extreme(tiny_extreme_config(tmp_path, training_photos, "gan"), max_steps=0, init=exported)
+    start = torch.load(tmp_path / "gan" / "last.pt", weights_only=False)["model"]
+    warm = torch.load(exported, weights_only=True)["state_dict"]
+    assert all(torch.equal(start[k], v.float()) for k, v in warm.items() if v.is_floating_point())

@@ -46,6 +46,19 @@ class CentreQuantizer(nn.Module):
         return soft + (hard - soft).detach(), symbols
 
 
+class SoftClamp(nn.Module):
+    """limit · tanh(x / limit): keeps the encoder's output within reach of the centres. Unbounded, it
+    grew past the outer centres within 40 steps of a first training run, where the soft assignment
+    saturates and the encoder's gradient vanished."""
+
+    def __init__(self, limit: float):
+        super().__init__()
+        self.limit = limit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.limit * torch.tanh(x / self.limit)
+
+
 def rate_bound_bits(channels: int, height: int, width: int, levels: int) -> float:
     """dim(w)·log2(L): what the symbols cost without an entropy model."""
     return channels * height * width * math.log2(levels)
@@ -78,7 +91,7 @@ class ExtremeGAN(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(3, widths[0], 5, padding=2), nn.ReLU(inplace=True)]
         for a, b in zip([widths[0]] + widths, widths):
             layers += [nn.Conv2d(a, b, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
-        self.encoder = nn.Sequential(*layers, nn.Conv2d(widths[-1], channels, 3, padding=1))
+        self.encoder = nn.Sequential(*layers, nn.Conv2d(widths[-1], channels, 3, padding=1), SoftClamp(2.5))
         self.quantizer = CentreQuantizer(levels)
         self.prior_logits = nn.Parameter(torch.zeros(channels, levels))  # learned categorical prior per channel
         top = 3 * width
@@ -87,6 +100,8 @@ class ExtremeGAN(nn.Module):
         for a, b in zip([top, 2 * width, width, width // 2], [2 * width, width, width // 2, width // 2]):
             gen += [nn.ConvTranspose2d(a, b, 3, stride=2, padding=1, output_padding=1), nn.ReLU(inplace=True)]
         self.generator = nn.Sequential(*gen, nn.Conv2d(width // 2, 3, 5, padding=2))
+        # start at mid-grey: from a zero output the last bias alone needed ~2,000 Adam steps to reach it
+        nn.init.constant_(self.generator[-1].bias, 0.5)
         self.register_buffer("cdf", torch.zeros(0, dtype=torch.int32))  # integer coding tables, built at export
 
     # -- transforms -------------------------------------------------------------------------

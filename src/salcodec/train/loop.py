@@ -127,7 +127,7 @@ def train(config_path: Path, init: Path | None = None, max_steps: int | None = N
         return train_fast_encoder(cfg, max_steps)
     if cfg["model"]["family"] == "gan-extreme":
         from .gan import train_gan_extreme
-        return train_gan_extreme(cfg, max_steps)
+        return train_gan_extreme(cfg, max_steps, init)
     if "lambdas" in cfg["train"]:
         return _train_ladder(cfg, init, max_steps)
     return _train(cfg, init, max_steps)
