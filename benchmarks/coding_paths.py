@@ -2,9 +2,10 @@
 one process: with oneDNN off and the synthesis' transposed convolutions run natively (session 5),
 as convolution + pixel shuffle (models/layers.SubPixelConvTranspose2d; sessions 6-7), and with
 oneDNN on for every k×k convolution while the 1×1 ones run natively (models/layers
-.native_kernels_when_coding; since session 8).
+.native_kernels_when_coding; since session 9).
 
-    python benchmarks/coding_paths.py [--image ../shared/data/kodak/kodim01.png] [--repeats 5] [--encoder default|fast] [--decoder mse|fast]
+    python benchmarks/coding_paths.py [--image ../shared/data/kodak/kodim01.png] [--repeats 5]
+                                      [--encoder default|fast] [--decoder mse|fast]
 """
 from __future__ import annotations
 

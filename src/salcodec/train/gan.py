@@ -13,10 +13,12 @@ Steps alternate: the discriminator on real vs generated crops, then the generato
 
 where w is the saliency-selective weight (salient pixels held to the original, the rest left to
 the generator; `saliency_weighting: none` weighs every pixel alike) and P the power of the error's
-16-px periodic pattern (losses.periodic_error_power, against the grid artefacts GAN decoders make). The discriminator's loss
-may carry an R1 penalty (`r1_weight`), meant to keep it from taking over in long runs. Every `monitor_every` steps the model is scored
-on training images and on held-out images (PSNR and high-frequency ratio, `monitor.csv`), so
-overfitting — the seed's failure with this kind of model — shows as a gap between the two columns.
+16-px periodic pattern (losses.periodic_error_power, against the grid artefacts GAN decoders make).
+The discriminator's loss may carry an R1 penalty (`r1_weight`), meant to keep it from taking over
+in long runs. Both GAN weights at zero make a distortion-only (warm-up) stage without the
+discriminator. Every `monitor_every` steps the model is scored on training images and on
+held-out images (PSNR and high-frequency ratio, `monitor.csv`), so overfitting — the seed's
+failure with this kind of model — shows as a gap between the two columns.
 """
 from __future__ import annotations
 
