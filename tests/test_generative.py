@@ -17,7 +17,7 @@ from salcodec.eval.metrics import high_frequency_ratio
 from salcodec.models.transforms import export_decoder, synthesis_state
 from salcodec.models.registry import MODEL_PATH_ENV, build_model, export_weights, load_model
 from salcodec.train.gan import gan_step, generator_and_discriminator, quantized_latents
-from salcodec.train.losses import periodic_error_power
+from salcodec.train.losses import generation_weight, periodic_error_power
 from tests.conftest import DATA, KODAK, TINY
 
 
@@ -29,7 +29,8 @@ def changed(before: dict, after: dict) -> set[str]:
     return {k for k in before if not torch.equal(before[k], after[k])}
 
 
-def test_gan_steps_train_the_decoder_and_discriminator_only(rng):
+@pytest.mark.parametrize("generation_floor", [None, 0.1])
+def test_gan_steps_train_the_decoder_and_discriminator_only(rng, generation_floor):
     base, _ = load_model(TINY)
     base_before = snapshot(base)
     generator, discriminator = generator_and_discriminator(base, width=8)
@@ -40,7 +41,8 @@ def test_gan_steps_train_the_decoder_and_discriminator_only(rng):
     q0 = torch.tensor([0.2, 0.6])
     y_hat = quantized_latents(base, x, q0.view(-1, 1, 1, 1).expand(-1, 1, 64, 64), q0)
     weights = {"distortion_weight": 0.01, "adversarial_weight": 1.0, "feature_matching_weight": 1.0,
-               "saliency_weighting": "normalised", "saliency_floor": 0.1, "periodic_weight": 0.5}
+               "saliency_weighting": "normalised", "saliency_floor": 0.1, "periodic_weight": 0.5,
+               "generation_saliency_floor": generation_floor}
     for _ in range(2):
         terms = gan_step(generator, discriminator, opt_g, opt_d, x, torch.rand(2, 1, 64, 64), y_hat, q0, weights)
     assert all(np.isfinite(v) for v in terms.values())
@@ -48,6 +50,18 @@ def test_gan_steps_train_the_decoder_and_discriminator_only(rng):
     assert moved and moved <= set(synthesis_state(generator))  # encoder and entropy model stay frozen
     assert changed(d_before, snapshot(discriminator))
     assert not changed(base_before, snapshot(base))  # the shipped model itself is untouched
+
+
+def test_generation_weight_leaves_the_salient_patches_to_the_distortion_term():
+    saliency = torch.zeros(2, 1, 64, 64)
+    saliency[0, :, :, :32] = 1.0  # image 0: left half salient; image 1: nothing salient
+    logits = torch.zeros(2, 1, 8, 8)
+    w = generation_weight(saliency, logits, floor=0.1)
+    assert w.shape == (2, 1, 8, 8)
+    assert torch.allclose(w.flatten(1).mean(1), torch.ones(2))  # the GAN term's total is unchanged
+    assert torch.allclose(w[0, :, :, :4], torch.full((1, 8, 4), 0.1 / 0.55))  # floor, over the mean 0.55
+    assert torch.allclose(w[0, :, :, 4:], torch.full((1, 8, 4), 1 / 0.55))
+    assert torch.allclose(w[1], torch.ones(1, 8, 8))
 
 
 def test_periodic_error_power_sees_a_grid_pattern_and_not_noise(rng):

@@ -14,6 +14,8 @@ Steps alternate: the discriminator on real vs generated crops, then the generato
 where w is the saliency-selective weight (salient pixels held to the original, the rest left to
 the generator; `saliency_weighting: none` weighs every pixel alike) and P the power of the error's
 16-px periodic pattern (losses.periodic_error_power, against the grid artefacts GAN decoders make).
+With `generation_saliency_floor` set, the two GAN terms are weighted per patch toward the
+non-salient part of the crop too (losses.generation_weight): generated where people do not look.
 The discriminator's loss may carry an R1 penalty (`r1_weight`), meant to keep it from taking over
 in long runs. Both GAN weights at zero make a distortion-only (warm-up) stage without the
 discriminator. Every `monitor_every` steps the model is scored on training images and on
@@ -42,7 +44,7 @@ from ..eval.metrics import high_frequency_ratio, psnr
 from ..models.generative import ConditionalPatchDiscriminator
 from ..models.registry import load_model
 from ..models.transforms import export_decoder, synthesis_state
-from .losses import periodic_error_power, saliency_weight
+from .losses import generation_weight, periodic_error_power, saliency_weight
 
 
 @dataclass
@@ -184,8 +186,16 @@ def adversarial_step(discriminator: torch.nn.Module, opt_g: torch.optim.Optimize
         d_loss, r1, real_features = discriminator_step(discriminator, opt_d, x, fake, condition,
                                                        weights.get("r1_weight", 0.0))
         fake_logits, fake_features = discriminator(fake, condition)
-        adversarial = F.softplus(-fake_logits).mean()  # non-saturating
-        feature_matching = sum(F.l1_loss(f, r) for f, r in zip(fake_features, real_features)) / len(fake_features)
+        gate_floor = weights.get("generation_saliency_floor")
+        if gate_floor is None:  # the GAN terms weigh every patch alike
+            adversarial = F.softplus(-fake_logits).mean()  # non-saturating
+            feature_matching = sum(F.l1_loss(f, r) for f, r in zip(fake_features, real_features)) / len(fake_features)
+        else:
+            if fake_logits.dim() != 4:
+                raise SalcodecError("generation_saliency_floor needs a patch discriminator (gan-decoder)")
+            adversarial = (generation_weight(saliency, fake_logits, gate_floor) * F.softplus(-fake_logits)).mean()
+            feature_matching = sum((generation_weight(saliency, f, gate_floor) * (f - r).abs()).mean()
+                                   for f, r in zip(fake_features, real_features)) / len(fake_features)
     periodic = periodic_error_power(x, fake).mean()
     g_loss = (weights["distortion_weight"] * dist + weights["adversarial_weight"] * adversarial
               + weights["feature_matching_weight"] * feature_matching + weights.get("periodic_weight", 0.0) * periodic
@@ -212,7 +222,8 @@ def loss_weights(tcfg: dict) -> dict:
             "feature_matching_weight": tcfg.get("feature_matching_weight", 0.0),
             "saliency_weighting": tcfg.get("saliency_weighting", "normalised"),
             "saliency_floor": tcfg.get("saliency_floor", 0.1), "r1_weight": tcfg.get("r1_weight", 0.0),
-            "periodic_weight": tcfg.get("periodic_weight", 0.0)}
+            "periodic_weight": tcfg.get("periodic_weight", 0.0),
+            "generation_saliency_floor": tcfg.get("generation_saliency_floor")}
 
 
 def monitor_for(cfg: dict) -> Monitor:

@@ -47,6 +47,19 @@ def saliency_weight(saliency: torch.Tensor, mode: str, floor: float = 0.1) -> to
     raise ValueError(f"unknown saliency weighting '{mode}' (none, floor, normalised)")
 
 
+def generation_weight(saliency: torch.Tensor, like: torch.Tensor, floor: float) -> torch.Tensor:
+    """Where the generator is asked to look real: a B×1×h×w weight on the patches of `like` (a
+    discriminator map), 1 − s pooled to its grid and raised to `floor`, divided by its mean per image.
+
+    The distortion weight holds salient pixels to the original; without this the adversarial term
+    still pulls them toward synthetic texture, and the two fight where people look. With it the
+    GAN's push lands on the background, and its total stays that of the unweighted mean.
+    """
+    s = torch.nn.functional.adaptive_avg_pool2d(saliency, like.shape[-2:])
+    w = floor + (1 - floor) * (1 - s)
+    return w / w.flatten(1).mean(1).view(-1, 1, 1, 1)
+
+
 def periodic_error_power(x: torch.Tensor, x_hat: torch.Tensor, period: int = 16) -> torch.Tensor:
     """Per-sample power (8-bit units²) of the part of the error that repeats every `period` pixels.
 
