@@ -3,8 +3,10 @@
     python benchmarks/speed.py [--images 24] [--model NAME]
 
 Every codec runs in its own warm process (imports and model loading done before timing) over
-the images; the table gives median seconds per image and that process's peak RSS. The
-end-to-end row times whole `salcodec compress` commands, Python start-up and imports included.
+the images; the table gives median seconds per image and that process's peak RSS. salcodec runs
+on both coding engines (salcodec/runtime: `torch`, the reference, and `onnx`). The end-to-end
+rows time whole `salcodec compress` and `decompress` commands, Python start-up and imports
+included, after one untimed run that fills the onnx engine's cache as a user's first run does.
 CompressAI's bmshj2018_hyperprior(quality=3) uses random weights: speed does not depend on them.
 """
 from __future__ import annotations
@@ -23,8 +25,10 @@ from pathlib import Path
 
 # salcodec: default model, uniform map; +auto: with the shipped saliency predictor; +auto+fast: also
 # written by the fast encoder (`--encoder fast`) and read by the fast decoder (`--decoder fast`),
-# when both are installed for the model
-CODECS = ["salcodec", "salcodec+auto", "salcodec+auto+fast", "compressai-hyperprior", "jpeg", "webp", "avif", "jxl"]
+# when both are installed for the model; [engine]: the coding engine
+SALCODEC = ["salcodec", "salcodec+auto", "salcodec+auto+fast"]
+CODECS = ([f"{c}[{engine}]" for engine in ("torch", "onnx") for c in SALCODEC]
+          + ["compressai-hyperprior", "jpeg", "webp", "avif", "jxl"])
 
 
 def worker(codec: str, images: list[Path], model: str) -> dict:
@@ -33,17 +37,18 @@ def worker(codec: str, images: list[Path], model: str) -> dict:
     arrays = [np.asarray(Image.open(p).convert("RGB")) for p in images]
     enc_t, dec_t = [], []
     if codec.startswith("salcodec"):
-        from salcodec.api import compress_image
-        from salcodec.codec import codec as sc
+        from salcodec.api import compress_image, decompress
+        codec, engine = codec.rstrip("]").split("[")
         saliency = "auto" if "+auto" in codec else "none"
         encoder, decoder = ("fast", "fast") if codec.endswith("+fast") else ("default", "mse")
-        sc.decode(compress_image(arrays[0], 50, saliency, model=model, encoder=encoder).data, decoder=decoder)  # warm-up
+        options = {"model": model, "encoder": encoder, "engine": engine}
+        decompress(compress_image(arrays[0], 50, saliency, **options).data, decoder, engine)  # warm-up
         for a in arrays:
             t = time.perf_counter()
-            data = compress_image(a, 50, saliency, model=model, encoder=encoder).data
+            data = compress_image(a, 50, saliency, **options).data
             enc_t.append(time.perf_counter() - t)
             t = time.perf_counter()
-            sc.decode(data, decoder=decoder)
+            decompress(data, decoder, engine)
             dec_t.append(time.perf_counter() - t)
     elif codec == "compressai-hyperprior":
         import torch
@@ -83,15 +88,19 @@ def worker(codec: str, images: list[Path], model: str) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def end_to_end(image: Path, model: str, extra: list[str], runs: int = 3) -> float:
-    times = []
+def end_to_end(image: Path, model: str, compress_flags: list[str], decompress_flags: list[str],
+               runs: int = 3) -> tuple[float, float]:
+    """Median seconds of whole `salcodec compress` and `salcodec decompress` commands."""
+    times: dict[str, list[float]] = {"compress": [], "decompress": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(runs):
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "salcodec", "compress", str(image), "-o", f"{tmp}/{i}.sgc",
-                            "--model", model, *extra], check=True, capture_output=True)
-            times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for i in range(runs + 1):  # run 0 fills the engine's cache, untimed
+            for command, args in (("compress", [str(image), "-o", f"{tmp}/{i}.sgc", "--model", model, *compress_flags]),
+                                  ("decompress", [f"{tmp}/{i}.sgc", "-o", f"{tmp}/{i}.png", *decompress_flags])):
+                t = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "salcodec", command, *args], check=True, capture_output=True)
+                if i:
+                    times[command].append(time.perf_counter() - t)
+    return statistics.median(times["compress"]), statistics.median(times["decompress"])
 
 
 def main() -> None:
@@ -108,19 +117,24 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, images, args.model)))
         return
-    from salcodec.models.transforms import transform_path
-    fast_installed = all(transform_path(args.model, "fast", role) for role in ("encoder", "decoder"))
+    from salcodec.models import transform_file
+    fast_installed = all(transform_file(args.model, "fast", role) for role in ("encoder", "decoder"))
     results = {}
     for codec in CODECS:
-        if codec.endswith("+fast") and not fast_installed:
+        if "+fast" in codec and not fast_installed:
             print(f"(no fast encoder and decoder installed for {args.model}: {codec} skipped)", file=sys.stderr)
             continue
         out = subprocess.run([sys.executable, __file__, "--worker", codec, "--kodak", args.kodak,
                               "--images", str(args.images), "--model", args.model],
                              capture_output=True, text=True, check=True)
         results[codec] = json.loads(out.stdout.strip().splitlines()[-1])
-    commands = {"": []} | ({" --encoder fast": ["--encoder", "fast"]} if fast_installed else {})
-    cli = {flags: end_to_end(images[0], args.model, extra) for flags, extra in commands.items()}
+    cli = {}
+    for engine in ("torch", "onnx"):
+        flags = ["--engine", engine]
+        cli[" ".join(flags)] = end_to_end(images[0], args.model, flags, flags)
+        if fast_installed:
+            cli[" ".join(flags + ["--encoder/--decoder fast"])] = end_to_end(
+                images[0], args.model, flags + ["--encoder", "fast"], flags + ["--decoder", "fast"])
     ref = results["compressai-hyperprior"]
     print(f"# {len(images)} Kodak images, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch threads default; median seconds per image")
@@ -130,9 +144,11 @@ def main() -> None:
         print(f"| {codec} | {r['encode']:.4f} | {r['decode']:.4f} | {r['encode'] / ref['encode']:.2f} | "
               f"{r['decode'] / ref['decode']:.2f} | {r['peak_rss_mb']:.0f} |")
     print()
-    for flags, seconds in cli.items():
-        print(f"`salcodec compress {images[0].name}{flags}` end to end (start-up, imports, auto saliency): "
-              f"{seconds:.2f} s (median of 3)")
+    print(f"End to end on {images[0].name} (whole commands: start-up, imports, auto saliency; median of 3):")
+    print("| flags | `salcodec compress` (s) | `salcodec decompress` (s) |")
+    print("|---|---|---|")
+    for flags, (enc, dec) in cli.items():
+        print(f"| {flags} | {enc:.2f} | {dec:.2f} |")
 
 
 if __name__ == "__main__":

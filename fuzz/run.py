@@ -1,4 +1,4 @@
-"""Long fuzz run of the decoder: `python fuzz/run.py --inputs 100000 [--model NAME]`.
+"""Long fuzz run of the decoder: `python fuzz/run.py --inputs 100000 [--model NAME] [--engine torch|onnx]`.
 
 Seeds are real .sgc files made from Kodak crops by the chosen model; every input is a mutant
 (fuzz/mutations.py). A result is fine when decode returns an image or raises SalcodecError with a
@@ -19,6 +19,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fuzz.mutations import mutate  # noqa: E402
+from salcodec import runtime  # noqa: E402
 from salcodec.codec import codec  # noqa: E402
 from salcodec.errors import SalcodecError  # noqa: E402
 from salcodec.models.registry import DEFAULT_MODEL  # noqa: E402
@@ -42,6 +43,8 @@ def main() -> int:
     ap.add_argument("--kodak", default="../shared/data/kodak")
     ap.add_argument("--max-pixels", type=int, default=1 << 18, help="decoder pixel limit while fuzzing (seeds are far smaller)")
     ap.add_argument("--crash-dir", default="fuzz/crashes")
+    ap.add_argument("--engine", default="torch", choices=["torch", "onnx"],
+                    help="decoding engine; onnx runs as auto does (torch for files the onnx engine does not vouch for)")
     args = ap.parse_args()
 
     seeds = make_seeds(args.model, Path(args.kodak))
@@ -53,7 +56,7 @@ def main() -> int:
         data = mutate(rng.choice(seeds), rng.choice(seeds), rng)
         t = time.perf_counter()
         try:
-            codec.decode(data, max_pixels=args.max_pixels)
+            runtime.decode(data, "mse", "auto" if args.engine == "onnx" else "torch", args.max_pixels)
             counts["decoded"] += 1
         except SalcodecError as exc:
             counts["refused" if "\n" not in str(exc) else "crashed"] += 1
@@ -69,7 +72,7 @@ def main() -> int:
         if (i + 1) % 10_000 == 0:
             print(f"{i + 1} inputs, {counts}, {time.time() - start:.0f} s", file=sys.stderr, flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"model {args.model}: {args.inputs} inputs in {time.time() - start:.0f} s: {counts}; "
+    print(f"model {args.model}, engine {args.engine}: {args.inputs} inputs in {time.time() - start:.0f} s: {counts}; "
           f"slowest input {slowest:.3f} s; peak RSS {peak_mb:.0f} MB")
     return 1 if counts["crashed"] or counts["hangs_over_2s"] else 0
 

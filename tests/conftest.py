@@ -26,6 +26,15 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def engine_cache(tmp_path_factory) -> Path:
+    """The onnx engine's cache of exported graphs, fresh for each test session (subprocesses inherit it)."""
+    from salcodec.runtime.bundle import CACHE_ENV
+    folder = tmp_path_factory.mktemp("engine-cache")
+    os.environ[CACHE_ENV] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def kodak_crop() -> np.ndarray:
     """A 192×256 crop of kodim23: real photo content, small enough for quick end-to-end tests."""

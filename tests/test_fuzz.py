@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from fuzz.mutations import mutate
+from salcodec import runtime
 from salcodec.codec import codec
 from salcodec.codec.image_io import load_image
 from salcodec.errors import SalcodecError
@@ -30,9 +31,9 @@ def seeds() -> list[bytes]:
     return files
 
 
-def check_decode(data: bytes) -> None:
+def check_decode(data: bytes, engine: str = "torch") -> None:
     try:
-        out = codec.decode(data, max_pixels=MAX_PIXELS)
+        out = runtime.decode(data, "mse", engine, MAX_PIXELS)
     except SalcodecError as exc:
         assert "\n" not in str(exc)
         return
@@ -41,9 +42,11 @@ def check_decode(data: bytes) -> None:
 
 @settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1))
-def test_decoder_survives_mutants(seeds, seed):
+@pytest.mark.parametrize("engine", ["torch", "onnx"])
+def test_decoder_survives_mutants(seeds, seed, engine):
+    """`onnx` runs as `auto` does: the onnx engine where it vouches for a file, torch elsewhere."""
     rng = random.Random(seed)
-    check_decode(mutate(rng.choice(seeds), rng.choice(seeds), rng))
+    check_decode(mutate(rng.choice(seeds), rng.choice(seeds), rng), "auto" if engine == "onnx" else engine)
 
 
 @pytest.fixture(scope="module")

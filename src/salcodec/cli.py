@@ -69,7 +69,7 @@ def _compress_one(src: str, dst: str, args: argparse.Namespace) -> list[tuple[st
         except Exception as exc:  # Pillow raises many types for bad data
             raise SalcodecError(f"stdin: cannot read image ({exc})") from None
     enc = api.compress_image(image, args.quality, args.saliency, args.strength, args.bpp, args.model, notes,
-                             encoder=args.encoder)
+                             encoder=args.encoder, engine=args.engine)
     _write_output(dst, enc.data, args.force, args.inputs)
     to_stderr = dst == "-"
     return [(f"note: {src}: {note}", to_stderr) for note in notes] + [
@@ -78,8 +78,8 @@ def _compress_one(src: str, dst: str, args: argparse.Namespace) -> list[tuple[st
 
 
 def _worker_init(threads: int) -> None:
-    import torch
-    torch.set_num_threads(threads)
+    from .runtime import set_threads
+    set_threads(threads)
 
 
 def cmd_compress(args: argparse.Namespace) -> None:
@@ -122,7 +122,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
 
 
 def cmd_decompress(args: argparse.Namespace) -> None:
-    from .codec import codec
+    from . import api
     from .codec.image_io import encode_png
     outputs = _outputs(args.inputs, args.output, args.out_dir, ".png", strip_suffix=False)
     if args.reference and len(args.inputs) > 1:
@@ -132,7 +132,7 @@ def cmd_decompress(args: argparse.Namespace) -> None:
         if dst != "-" and Path(dst).exists() and not args.force:
             raise SalcodecError(f"{dst} exists (use --force to overwrite)")
         data = _read_input(src)
-        pixels = codec.decode(data, decoder=args.decoder)
+        pixels = api.decompress(data, args.decoder, args.engine)
         _write_output(dst, encode_png(pixels), args.force, args.inputs)
         h, w = pixels.shape[:2]
         msg = f"{src} -> {dst}: {w}x{h}, {8 * len(data) / (h * w):.4f} bpp, {args.decoder} decoder"
@@ -165,7 +165,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_saliency(args: argparse.Namespace) -> None:
-    from . import saliency
+    from . import runtime
     from .codec.image_io import atomic_write, load_image
     from .saliency.io import encode_map_png
     out_dir = Path(args.out_dir)
@@ -176,7 +176,8 @@ def cmd_saliency(args: argparse.Namespace) -> None:
         if Path(src).resolve() == dst.resolve():
             raise SalcodecError(f"refusing to overwrite the input {src}")
         image = load_image(src)
-        atomic_write(dst, encode_map_png(saliency.predict(image, args.method), image, args.format), args.force)
+        atomic_write(dst, encode_map_png(runtime.predict_saliency(image, args.method, args.engine), image, args.format),
+                     args.force)
         print(f"{src} -> {dst} ({args.method}, {args.format})")
 
 
@@ -229,9 +230,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     train(Path(args.config), Path(args.init) if args.init else None, args.max_steps)
 
 
+def _add_engine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=["auto", "onnx", "torch"], default="auto",
+                   help="onnx: no torch import (transforms exported once to a cache folder); torch: the reference; "
+                        "auto (default): onnx where it applies")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="salcodec", description="Saliency-aware learned image codec.")
-    parser.add_argument("--threads", type=int, help="CPU threads for the neural transforms (default: torch's choice)")
+    parser.add_argument("--threads", type=int, help="CPU threads for the neural transforms (default: one per core)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("compress", help="compress images to .sgc files")
@@ -249,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "faster and slightly larger files at equal quality")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--workers", type=int, default=1, help="compress several inputs in N processes (default 1)")
+    _add_engine(p)
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decode .sgc files to PNG")
@@ -260,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mse: faithful (default); gan: generated texture where the rate was too low for detail; "
                         "fast: a narrower decoder, faster and slightly less faithful")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    _add_engine(p)
     p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("info", help="describe a .sgc file")
@@ -274,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["gray", "alpha"], default="gray",
                    help="gray: 8-bit map; alpha: RGBA PNG, the image with the map as alpha channel")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    _add_engine(p)
     p.set_defaults(func=cmd_saliency)
 
     p = sub.add_parser("saliency-eval", help="score saliency predictors against human fixations")
@@ -326,8 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads is not None:
             if args.threads < 1:
                 raise SalcodecError("--threads must be at least 1")
-            import torch
-            torch.set_num_threads(args.threads)
+            from .runtime import set_threads
+            set_threads(args.threads)
         args.func(args)
     except SalcodecError as exc:
         print(f"salcodec: error: {exc}", file=sys.stderr)

@@ -119,3 +119,15 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_stream_bytes: 
         streams.append(bytes(body[pos:pos + n]))
         pos += n
     return Container(Header(model_id, digest, height, width, q0, flags, tile), streams)
+
+
+def pad_stream(stream: bytes, symbols: int) -> bytes:
+    """Zero-pad an rANS stream before decoding it.
+
+    CompressAI's C++ decoder reads 32-bit words without checking the end of its buffer: a valid
+    stream is never read past its end, but a corrupt one can be. The padding covers two words for
+    the initial state plus two per symbol (one renormalisation and one bypass word), which bounds
+    the reads of every stream except those whose garbage asks for long runs of bypass words; see
+    docs/bitstream.md for this known limit.
+    """
+    return stream + bytes(4 * (2 + 2 * symbols))

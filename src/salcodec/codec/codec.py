@@ -1,8 +1,6 @@
 """Image <-> `.sgc` bytes with a shipped model: padding, quality maps, containers, rate control."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
@@ -10,39 +8,9 @@ from ..errors import SalcodecError
 from ..models.transforms import DECODERS, ENCODERS, load_decoder, load_encoder
 from ..models.registry import DEFAULT_MODEL, load_model
 from . import bitstream
+from .encoded import TILE_ABOVE_PIXELS, TILE_SIDE, Encoded, pad_to_stride, padded_size, search_bpp
 from .memory import return_large_blocks_to_the_system
 from .quality import q0_byte, quality_map, quality_to_q0
-
-# Images above this many (padded) pixels are transformed in tiles, which bounds memory: the
-# native convolutions unfold their input (im2col), about 600 MB for the second layer at this
-# size. The tile side is written in the container so that the decoder tiles the same way.
-TILE_ABOVE_PIXELS = 1024 * 768
-TILE_SIDE = 512
-
-
-@dataclass
-class Encoded:
-    data: bytes
-    height: int
-    width: int
-    estimated_bits: float
-
-    @property
-    def bpp(self) -> float:
-        """Real bits per pixel: 8 · file size / (H · W)."""
-        return 8 * len(self.data) / (self.height * self.width)
-
-    @property
-    def estimated_bpp(self) -> float:
-        return self.estimated_bits / (self.height * self.width)
-
-
-def _pad(array: np.ndarray, stride: int) -> np.ndarray:
-    """Repeat the last row and column up to a multiple of the model's stride (edges cost few
-    bits, unlike zeros)."""
-    h, w = array.shape[:2]
-    pad = ((0, (-h) % stride), (0, (-w) % stride)) + ((0, 0),) * (array.ndim - 2)
-    return np.pad(array, pad, mode="edge")
 
 
 def _as_batch(array: np.ndarray) -> torch.Tensor:
@@ -67,12 +35,12 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
         second_encoder["analysis"] = load_encoder(model_name, encoder)
     h, w = image.shape[:2]
     q = quality_map((h, w), quality_to_q0(quality), saliency, strength)
-    x = _as_batch(_pad(np.asarray(image, np.uint8), model.stride))  # uint8: converted tile by tile
-    qt = _as_batch(_pad(q, model.stride))
+    x = _as_batch(pad_to_stride(np.asarray(image, np.uint8), model.stride))  # uint8: converted tile by tile
+    qt = _as_batch(pad_to_stride(q, model.stride))
     tile = TILE_SIDE if x.shape[-2] * x.shape[-1] > TILE_ABOVE_PIXELS else 0
     if tile:
         return_large_blocks_to_the_system()
-    st = _as_batch(_pad(saliency.astype(np.float32), model.stride)) if saliency is not None else None
+    st = _as_batch(pad_to_stride(saliency.astype(np.float32), model.stride)) if saliency is not None else None
     q0 = q0_byte(q)
     streams, est_bits = model.compress(x, qt, torch.tensor([q0 / 255.0]), st, tile, **second_encoder)
     used_saliency = saliency is not None and (strength != 0 or getattr(model, "saliency_input", False))
@@ -108,8 +76,7 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder:
         if not getattr(model, "variable_rate", False):
             raise SalcodecError(f"model '{head.model_id}' has no {decoder} decoder (use --decoder mse)")
         second_decoder["synthesis"] = load_decoder(head.model_id, decoder)
-    stride = model.stride
-    padded = (head.height + (-head.height) % stride, head.width + (-head.width) % stride)
+    padded = padded_size(head.height, head.width, model.stride)
     if head.tile:
         return_large_blocks_to_the_system()
     try:
@@ -123,26 +90,6 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder:
 def encode_to_bpp(image: np.ndarray, target_bpp: float, saliency: np.ndarray | None = None, strength: float = 0.0,
                   model_name: str = DEFAULT_MODEL, tolerance: float = 0.015, max_iter: int = 14,
                   encoder: str = "default") -> Encoded:
-    """Search the quality (bisection: rate grows with quality) until the real bpp is within tolerance."""
-    if not target_bpp > 0:
-        raise SalcodecError("--bpp must be positive")
-    lo, hi = 0.0, 100.0
-    low = encode(image, lo, saliency, strength, model_name, encoder)
-    high = encode(image, hi, saliency, strength, model_name, encoder)
-    if not low.bpp <= target_bpp * (1 + tolerance):
-        raise SalcodecError(f"target {target_bpp} bpp is below this model's lowest rate for this image ({low.bpp:.3f} bpp)")
-    if not high.bpp >= target_bpp * (1 - tolerance):
-        raise SalcodecError(f"target {target_bpp} bpp is above this model's highest rate for this image ({high.bpp:.3f} bpp)")
-    best = min((low, high), key=lambda e: abs(e.bpp - target_bpp))
-    for _ in range(max_iter):
-        if abs(best.bpp - target_bpp) <= tolerance * target_bpp:
-            break
-        mid = (lo + hi) / 2
-        enc = encode(image, mid, saliency, strength, model_name, encoder)
-        if abs(enc.bpp - target_bpp) < abs(best.bpp - target_bpp):
-            best = enc
-        if enc.bpp > target_bpp:
-            hi = mid
-        else:
-            lo = mid
-    return best
+    """`encode` at the quality whose real bpp is within tolerance of the target (encoded.search_bpp)."""
+    return search_bpp(lambda quality: encode(image, quality, saliency, strength, model_name, encoder),
+                      target_bpp, tolerance, max_iter)

@@ -1,3 +1,40 @@
-"""Model families, shipped weights and their registry (registry.py)."""
+"""Model families, shipped weights and their registry (registry.py).
+
+The weights files are found here without torch, so that the torch-free coding engine
+(salcodec/runtime) can locate them too.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
 
 DEFAULT_MODEL = "default-v4"  # the id `compress` uses unless told otherwise
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+MODEL_PATH_ENV = "SALCODEC_MODEL_PATH"  # extra folders of <id>.pt files, searched before the package
+
+
+def weights_dirs() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get(MODEL_PATH_ENV, "").split(os.pathsep) if p]
+    return extra + [WEIGHTS_DIR]
+
+
+def model_file(name: str) -> Path | None:
+    """`<name>.pt` in the first weights folder that has it (None for ids that are not names)."""
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        return None
+    for folder in weights_dirs():
+        path = folder / f"{name}.pt"
+        if path.is_file():
+            return path
+    return None
+
+
+def transform_file(base_id: str, kind: str, role: str = "decoder") -> Path | None:
+    """The `kind` decoder or encoder file for model `base_id` (models/transforms.py) in the first
+    weights folder that has one: `<kind>/<id>.pt` for decoders, `<kind>-encoder/<id>.pt` for encoders."""
+    folder_name = kind if role == "decoder" else f"{kind}-{role}"
+    for folder in weights_dirs():
+        path = folder / folder_name / f"{base_id}.pt"
+        if path.is_file():
+            return path
+    return None

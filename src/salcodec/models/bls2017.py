@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..codec.bitstream import pad_stream
 from ._compressai import EntropyBottleneck
-from .layers import GDN, ForwardOutput, conv, deconv, pad_stream, to_pixels, to_unit
+from .layers import GDN, ForwardOutput, conv, deconv, to_pixels, to_unit
 from .tiling import tiled
 
 

@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..codec.bitstream import pad_stream
 from ..errors import SalcodecError
 from .generative import HIGH_PASS_GAIN
-from .layers import ForwardOutput, pad_stream, to_pixels, to_unit
+from .layers import ForwardOutput, to_pixels, to_unit
 from .tiling import tiled
 
 CDF_PRECISION = 16

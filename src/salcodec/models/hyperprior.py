@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..codec.bitstream import pad_stream
 from ._compressai import EntropyBottleneck, GaussianConditional
 from .exact import ExactHyperSynthesis
-from .layers import GDN, SFT, ForwardOutput, QualityPyramid, coding_layout, conv, deconv, pad_stream, to_pixels, to_unit
+from .layers import GDN, SFT, ForwardOutput, QualityPyramid, coding_layout, conv, deconv, to_pixels, to_unit
 from .tiling import tiled
 
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64

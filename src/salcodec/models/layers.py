@@ -203,15 +203,3 @@ class ForwardOutput:
     every latent tensor that is coded (their -log2 sum is the estimated rate)."""
     x_hat: torch.Tensor
     likelihoods: list[torch.Tensor]
-
-
-def pad_stream(stream: bytes, symbols: int) -> bytes:
-    """Zero-pad an rANS stream before decoding it.
-
-    CompressAI's C++ decoder reads 32-bit words without checking the end of its buffer: a valid
-    stream is never read past its end, but a corrupt one can be. The padding covers two words for
-    the initial state plus two per symbol (one renormalisation and one bypass word), which bounds
-    the reads of every stream except those whose garbage asks for long runs of bypass words; see
-    docs/bitstream.md for this known limit.
-    """
-    return stream + bytes(4 * (2 + 2 * symbols))

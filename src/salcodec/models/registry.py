@@ -6,7 +6,6 @@ it was built with, so the file alone rebuilds the model.
 from __future__ import annotations
 
 import hashlib
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,16 +13,8 @@ import torch
 from torch import nn
 
 from ..errors import SalcodecError
-from . import DEFAULT_MODEL  # noqa: F401  (re-exported: callers import it from here)
+from . import DEFAULT_MODEL, MODEL_PATH_ENV, WEIGHTS_DIR, model_file, weights_dirs  # noqa: F401  (re-exported)
 from .layers import load_state_resizing_buffers
-
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-MODEL_PATH_ENV = "SALCODEC_MODEL_PATH"  # extra folders of <id>.pt files, searched before the package
-
-
-def weights_dirs() -> list[Path]:
-    extra = [Path(p) for p in os.environ.get(MODEL_PATH_ENV, "").split(os.pathsep) if p]
-    return extra + [WEIGHTS_DIR]
 
 
 def build_model(family: str, **kwargs) -> nn.Module:
@@ -96,10 +87,9 @@ def load_model(name: str = DEFAULT_MODEL) -> tuple[nn.Module, bytes]:
     """The model `name` from the first weights folder that has it (cached per file)."""
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise SalcodecError(f"invalid model id {name!r}")
-    for folder in weights_dirs():
-        path = folder / f"{name}.pt"
-        if path.is_file():
-            return _load_cached(path.resolve(), path.stat().st_mtime_ns)
+    path = model_file(name)
+    if path is not None:
+        return _load_cached(path.resolve(), path.stat().st_mtime_ns)
     available = ", ".join(shipped_models()) or "none"
     raise SalcodecError(f"unknown model '{name}' (available: {available})")
 

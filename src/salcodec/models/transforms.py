@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import SalcodecError
+from . import transform_file
 from .hyperprior import AnalysisTransform, SynthesisTransform
 
 DECODERS = ("mse", "gan", "fast")
@@ -35,10 +36,6 @@ def synthesis_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def analysis_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if k.startswith(ANALYSIS_PREFIXES)}
-
-
-def _folder(kind: str, role: str) -> str:
-    return kind if role == "decoder" else f"{kind}-{role}"
 
 
 def _export(module: nn.Module, state: dict[str, torch.Tensor], kind: str, role: str, base_id: str,
@@ -62,20 +59,10 @@ def export_encoder(analysis: AnalysisTransform, kind: str, base_id: str, base_di
     _export(analysis, analysis_state(analysis), kind, "encoder", base_id, base_digest, path, meta)
 
 
-def transform_path(base_id: str, kind: str, role: str = "decoder") -> Path | None:
-    """The `kind` decoder or encoder file for `base_id` in the first weights folder that has one."""
-    from .registry import weights_dirs
-    for folder in weights_dirs():
-        path = folder / _folder(kind, role) / f"{base_id}.pt"
-        if path.is_file():
-            return path
-    return None
-
-
 def _find(base_id: str, kind: str, role: str, choices: tuple[str, ...]) -> Path:
     if kind not in choices[1:]:
         raise SalcodecError(f"unknown second {role} '{kind}' (choose from {', '.join(choices[1:])})")
-    path = transform_path(base_id, kind, role)
+    path = transform_file(base_id, kind, role)
     if path is None:
         raise SalcodecError(f"no {kind} {role} is installed for model '{base_id}' (use --{role} {choices[0]})")
     return path

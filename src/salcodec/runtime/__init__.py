@@ -1,0 +1,91 @@
+"""The two coding engines, and the choice between them.
+
+`torch` (codec/codec.py) is the reference: it codes every model family and image size. `onnx`
+(coder.py) codes the default family's files without importing torch, whose import alone takes
+about 1.8 s of a 2-core machine's time: ONNX Runtime runs the transforms, exported once per
+weights file into a cache folder (bundle.py). The hyper-synthesis is exact integer arithmetic in
+both engines, so they pick the same coding tables: each reads the other's files. Their
+transforms round differently in the last float bits, so a file can differ by a few bytes
+between engines and a decoded pixel, rarely, by one level (as JPEG decoders with different
+IDCTs do); each engine alone is deterministic. `auto` uses onnx where it applies and torch
+elsewhere; `salcodec eval` and training always use torch.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from ..codec import bitstream
+from ..codec.encoded import Encoded, search_bpp
+from ..errors import SalcodecError
+from . import bundle  # noqa: F401  (salcodec.runtime.bundle.CACHE_ENV and friends)
+
+ENGINES = ("auto", "onnx", "torch")
+
+
+def set_threads(count: int) -> None:
+    """CPU threads for both engines' transforms."""
+    from .coder import set_threads as set_onnx_threads
+    set_onnx_threads(count)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(count)
+    else:  # read by torch when it loads
+        os.environ["OMP_NUM_THREADS"] = str(count)
+
+
+def _check(engine: str) -> None:
+    if engine not in ENGINES:
+        raise SalcodecError(f"unknown engine '{engine}' (choose from {', '.join(ENGINES)})")
+
+
+def _onnx_or_none(engine: str, call):
+    """`call()` on the onnx engine; None where auto falls back to torch."""
+    from .bundle import NotSupported
+    _check(engine)
+    if engine == "torch":
+        return None
+    try:
+        return call()
+    except NotSupported as why:
+        if engine == "onnx":
+            raise SalcodecError(f"the onnx engine cannot do this: {why} (use --engine torch)") from None
+        return None
+
+
+def encode(pixels: np.ndarray, quality: float, saliency: np.ndarray | None, strength: float, model: str,
+           encoder: str, engine: str = "auto") -> Encoded:
+    from . import coder
+    encoded = _onnx_or_none(engine, lambda: coder.encode(pixels, quality, saliency, strength, model, encoder))
+    if encoded is None:
+        from ..codec import codec
+        encoded = codec.encode(pixels, quality, saliency, strength, model, encoder)
+    return encoded
+
+
+def encode_to_bpp(pixels: np.ndarray, target_bpp: float, saliency: np.ndarray | None, strength: float, model: str,
+                  encoder: str, engine: str = "auto") -> Encoded:
+    return search_bpp(lambda quality: encode(pixels, quality, saliency, strength, model, encoder, engine), target_bpp)
+
+
+def decode(data: bytes, decoder: str = "mse", engine: str = "auto",
+           max_pixels: int = bitstream.DEFAULT_MAX_PIXELS) -> np.ndarray:
+    from . import coder
+    pixels = _onnx_or_none(engine, lambda: coder.decode(data, max_pixels, decoder))
+    if pixels is None:
+        from ..codec import codec
+        pixels = codec.decode(data, max_pixels, decoder)
+    return pixels
+
+
+def predict_saliency(pixels: np.ndarray, method: str, engine: str = "auto") -> np.ndarray:
+    """saliency.predict, with the learned predictor on the onnx engine where it applies."""
+    from .. import saliency
+    name = saliency.AUTO_METHOD if method == "auto" else method
+    if name == "learned":
+        from . import coder
+        sal = _onnx_or_none(engine, lambda: coder.predict_saliency(pixels))
+        if sal is not None:
+            return sal
+    return saliency.predict(pixels, method)

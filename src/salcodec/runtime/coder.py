@@ -1,0 +1,217 @@
+"""Coding `.sgc` files of the default family without torch: ONNX Runtime runs the transforms,
+numpy the exact hyper-synthesis and the table choice, CompressAI's compiled rANS coder the streams.
+
+Every step mirrors codec/codec.py and models/hyperprior.py (the torch engine) and writes the same
+format; the parts come from the model's bundle (bundle.py). What this engine does not handle —
+other model families, tiled (very large) images — raises NotSupported, and the caller uses the
+torch engine instead.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..codec import bitstream
+from ..codec.encoded import TILE_ABOVE_PIXELS, Encoded, pad_to_stride, padded_size
+from ..codec.quality import q0_byte, quality_map, quality_to_q0
+from ..errors import SalcodecError
+from ..models import model_file, transform_file
+from .bundle import NotSupported, ensure_part
+from .exact import ExactHyperSynthesis
+
+_threads: int | None = None
+
+
+def set_threads(count: int | None) -> None:
+    """Threads for the transforms' sessions (None: ONNX Runtime's choice, one per core)."""
+    global _threads
+    if count != _threads:
+        _threads = count
+        _session.cache_clear()
+
+
+@lru_cache(maxsize=8)
+def _session(path: Path):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise NotSupported("onnxruntime is not installed") from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = _threads or 0
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@lru_cache(maxsize=1)
+def _rans():
+    from .._compressai_light import install_light_package
+    install_light_package()
+    from compressai.ans import RansDecoder, RansEncoder
+    return RansEncoder, RansDecoder
+
+
+class Tables:
+    """A model's coding tables (export.export_tables), with the lists the rANS coder takes."""
+
+    def __init__(self, path: Path):
+        with np.load(path) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        self.model_id, self.digest = str(arrays["model_id"]), arrays["digest"].tobytes()
+        self.N, self.M, self.stride = int(arrays["N"]), int(arrays["M"]), int(arrays["stride"])
+        self.medians = arrays["eb_medians"].astype(np.float32)
+        self.boundaries, self.scale_bound = arrays["gc_boundaries"], arrays["gc_scale_bound"]
+        self.eb = tuple(arrays[f"eb_{k}"] for k in ("cdf", "cdf_length", "offset"))
+        self.gc = tuple(arrays[f"gc_{k}"] for k in ("cdf", "cdf_length", "offset"))
+        self.eb_lists = tuple(a.tolist() for a in self.eb)
+        self.gc_lists = tuple(a.tolist() for a in self.gc)
+        self.h_s = ExactHyperSynthesis(arrays)
+
+    def scales_and_means(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self.h_s(z_hat)
+        return out[: self.M], out[self.M:]
+
+    def scale_indexes(self, scales: np.ndarray) -> np.ndarray:
+        """As QualityMapHyperprior.scale_indexes: the table whose scale is nearest in the log domain."""
+        return np.searchsorted(self.boundaries, np.maximum(scales, self.scale_bound), side="left").astype(np.int32)
+
+    def channel_indexes(self, shape: tuple[int, int]) -> np.ndarray:
+        return np.repeat(np.arange(self.N, dtype=np.int32), shape[0] * shape[1])
+
+
+def _tables(model_id: str) -> Tables:
+    source = model_file(model_id)
+    if source is None:
+        raise NotSupported(f"model '{model_id}' is not installed")
+
+    def build(tmp: Path) -> None:
+        from .export import export_tables  # here, on first use only: it needs torch
+        export_tables(model_id, tmp)
+    return _load_tables(ensure_part("tables", [source], ".npz", build))
+
+
+@lru_cache(maxsize=4)
+def _load_tables(path: Path) -> Tables:
+    return Tables(path)
+
+
+def _second_sources(model_id: str, kind: str, role: str, default: str) -> list[Path]:
+    sources = [model_file(model_id)]
+    if kind != default:
+        second = transform_file(model_id, kind, role)
+        if second is None:
+            raise NotSupported(f"no {kind} {role} is installed for model '{model_id}'")
+        sources.append(second)
+    return sources
+
+
+def _analysis(model_id: str, encoder: str):
+    sources = _second_sources(model_id, encoder, "encoder", "default")
+
+    def build(tmp: Path) -> None:
+        from .export import export_analysis
+        export_analysis(model_id, encoder, tmp)
+    return _session(ensure_part(f"analysis-{encoder}", sources, ".onnx", build))
+
+
+def _synthesis(model_id: str, decoder: str):
+    sources = _second_sources(model_id, decoder, "decoder", "mse")
+
+    def build(tmp: Path) -> None:
+        from .export import export_synthesis
+        export_synthesis(model_id, decoder, tmp)
+    return _session(ensure_part(f"synthesis-{decoder}", sources, ".onnx", build))
+
+
+def _table_bits(symbols: np.ndarray, indexes: np.ndarray, tables: tuple[np.ndarray, ...]) -> float:
+    """The code length of `symbols` under the quantized tables (16-bit CDFs); values past a table's
+    ends are counted as its escape symbol (their few bypass bits are left out)."""
+    cdf, length, offset = tables
+    value = np.clip(symbols - offset[indexes], 0, length[indexes] - 2)
+    p = (cdf[indexes, value + 1] - cdf[indexes, value]).astype(np.float64) / 65536
+    return float(-np.log2(p).sum())
+
+
+def encode(image: np.ndarray, quality: float, saliency: np.ndarray | None, strength: float, model_id: str,
+           encoder: str = "default") -> Encoded:
+    """As codec.encode, for images that need no tiles."""
+    tables = _tables(model_id)
+    h, w = image.shape[:2]
+    x = pad_to_stride(np.asarray(image, np.uint8), tables.stride)
+    if x.shape[0] * x.shape[1] > TILE_ABOVE_PIXELS:
+        raise NotSupported("images above the tiling size are coded by the torch engine")
+    q = quality_map((h, w), quality_to_q0(quality), saliency, strength)
+    q0 = q0_byte(q)
+    y, z = _analysis(model_id, encoder).run(None, {
+        "x": (x.astype(np.float32) / np.float32(255)).transpose(2, 0, 1)[None],
+        "quality_map": pad_to_stride(q, tables.stride)[None, None].astype(np.float32),
+        "q0": np.array([q0 / 255.0], np.float32)})
+    y, z = y[0], z[0]
+    encoder_cls, _ = _rans()
+    z_symbols = np.round(z - tables.medians[:, None, None]).astype(np.int32).reshape(-1)
+    z_indexes = tables.channel_indexes(z.shape[1:])
+    z_string = encoder_cls().encode_with_indexes(z_symbols.tolist(), z_indexes.tolist(), *tables.eb_lists)
+    z_hat = z_symbols.reshape(z.shape).astype(np.float32) + tables.medians[:, None, None]
+    scales, means = tables.scales_and_means(z_hat)
+    y_indexes = tables.scale_indexes(scales).reshape(-1)
+    y_symbols = np.round(y - means).astype(np.int32).reshape(-1)
+    y_string = encoder_cls().encode_with_indexes(y_symbols.tolist(), y_indexes.tolist(), *tables.gc_lists)
+    est_bits = _table_bits(z_symbols, z_indexes, tables.eb) + _table_bits(y_symbols, y_indexes, tables.gc)
+    flags = bitstream.FLAG_SPATIAL_QUALITY if saliency is not None and strength != 0 else 0
+    header = bitstream.Header(model_id, tables.digest, h, w, q0, flags, 0)
+    return Encoded(bitstream.pack(bitstream.Container(header, [y_string, z_string])), h, w, est_bits)
+
+
+def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder: str = "mse") -> np.ndarray:
+    """As codec.decode. Files this engine cannot vouch for — an unknown model or other weights, a
+    stream count or tiling it does not expect — raise NotSupported, and the torch engine then
+    reports them in its own words."""
+    container = bitstream.unpack(data, max_pixels=max_pixels)
+    head = container.header
+    tables = _tables(head.model_id)
+    if head.digest != tables.digest or len(container.streams) != 2 or head.tile:
+        raise NotSupported("file needs the torch engine's checks")
+    synthesis = _synthesis(head.model_id, decoder)
+    y_string, z_string = container.streams
+    padded = padded_size(head.height, head.width, tables.stride)
+    z_shape = (padded[0] // tables.stride, padded[1] // tables.stride)
+    _, decoder_cls = _rans()
+    z_indexes = tables.channel_indexes(z_shape)
+    try:
+        z_symbols = decoder_cls().decode_with_indexes(bitstream.pad_stream(z_string, z_indexes.size),
+                                                      z_indexes.tolist(), *tables.eb_lists)
+        z_hat = np.asarray(z_symbols, np.float32).reshape(tables.N, *z_shape) + tables.medians[:, None, None]
+        scales, means = tables.scales_and_means(z_hat)
+        y_indexes = tables.scale_indexes(scales)
+        y_symbols = decoder_cls().decode_with_indexes(bitstream.pad_stream(y_string, y_indexes.size),
+                                                      y_indexes.reshape(-1).tolist(), *tables.gc_lists)
+    except (RuntimeError, ValueError) as exc:
+        raise SalcodecError(f"corrupt file (entropy decoding failed: {exc})") from None
+    y_hat = np.asarray(y_symbols, np.float32).reshape(means.shape) + means
+    (x_hat,) = synthesis.run(None, {"y_hat": y_hat[None], "q0": np.array([head.q0 / 255.0], np.float32)})
+    pixels = np.round(np.clip(x_hat[0], 0, 1) * np.float32(255)).astype(np.uint8)
+    return np.ascontiguousarray(pixels[:, : head.height, : head.width].transpose(1, 2, 0))
+
+
+def predict_saliency(image: np.ndarray) -> np.ndarray:
+    """The learned saliency predictor (saliency/learned.py) through ONNX Runtime: resized to its
+    input with Pillow's antialiased bilinear filter (which torch's antialiased resize follows)."""
+    from PIL import Image
+
+    from ..saliency import LEARNED_WEIGHTS
+    if not LEARNED_WEIGHTS.is_file():
+        raise NotSupported("the learned saliency model is not installed")
+
+    def build(tmp: Path) -> None:
+        from .export import export_saliency
+        export_saliency(LEARNED_WEIGHTS, tmp)
+    session = _session(ensure_part("saliency", [LEARNED_WEIGHTS], ".onnx", build))
+    (h_in, w_in), (h, w) = session.get_inputs()[0].shape[-2:], image.shape[:2]
+    channels = [np.asarray(Image.fromarray(image[..., c].astype(np.float32) / 255).resize((w_in, h_in), Image.BILINEAR))
+                for c in range(3)]
+    (density,) = session.run(None, {"x": np.stack(channels)[None].astype(np.float32)})
+    sal = np.asarray(Image.fromarray(density[0, 0]).resize((w, h), Image.BILINEAR))
+    sal = sal - sal.min()
+    return (sal / max(float(sal.max()), 1e-12)).astype(np.float32)

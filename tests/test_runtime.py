@@ -1,0 +1,93 @@
+"""The onnx coding engine (salcodec/runtime): same format, same tables, no torch."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from salcodec import api, runtime
+from salcodec.codec import codec
+from salcodec.errors import SalcodecError
+from salcodec.models.registry import load_model
+from salcodec.runtime import coder
+from tests.conftest import KODAK, TINY
+
+
+@pytest.mark.parametrize("model_id", [TINY, "default-v4"])
+def test_numpy_hyper_synthesis_gives_the_torch_engines_floats_bit_for_bit(model_id, rng):
+    model, _ = load_model(model_id)
+    tables = coder._tables(model_id)
+    z_hat = torch.from_numpy(np.round(rng.normal(0, 4, (1, model.N, 7, 9))).astype(np.float32))
+    scales, means = model.hyper_synthesis(z_hat)
+    np_scales, np_means = tables.scales_and_means(z_hat[0].numpy())
+    assert np.array_equal(np_scales, scales[0].numpy()) and np.array_equal(np_means, means[0].numpy())
+    assert np.array_equal(tables.scale_indexes(np_scales), model.scale_indexes(scales)[0].numpy())
+
+
+def test_engines_read_each_others_files(kodak_crop):
+    """A file of either engine decodes on both; the transforms' last float bits may move a pixel by one level."""
+    sal = api.predict_saliency(kodak_crop, engine="onnx")
+    by_onnx = api.compress(kodak_crop, 40, sal, engine="onnx")
+    by_torch = api.compress(kodak_crop, 40, sal, engine="torch")
+    assert abs(len(by_onnx) - len(by_torch)) <= 0.01 * len(by_torch)
+    for data in (by_onnx, by_torch):
+        a, b = api.decompress(data, engine="onnx"), api.decompress(data, engine="torch")
+        diff = np.abs(a.astype(int) - b.astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    torch_sal = api.predict_saliency(kodak_crop, engine="torch")
+    assert np.abs(sal - torch_sal).max() < 0.05  # the two resizes differ a little; the maps agree
+
+
+def test_onnx_engine_gives_the_same_bytes_and_pixels_whatever_the_thread_count(kodak_crop):
+    results = []
+    try:
+        for threads in (1, 2):
+            coder.set_threads(threads)
+            data = api.compress(kodak_crop, 60, "auto", engine="onnx")
+            results.append((data, api.decompress(data, "gan", engine="onnx")))
+    finally:
+        coder.set_threads(None)
+    assert results[0][0] == results[1][0] and np.array_equal(results[0][1], results[1][1])
+
+
+def test_compress_and_decompress_commands_never_import_torch(tmp_path):
+    image, sgc, png = KODAK / "kodim23.png", tmp_path / "a.sgc", tmp_path / "a.png"
+    script = ("import sys; from salcodec.cli import main; "
+              f"rc = main(['compress', {str(image)!r}, '-o', {str(sgc)!r}]) "
+              f"or main(['decompress', {str(sgc)!r}, '-o', {str(png)!r}]); "
+              "print(rc, 'torch' in sys.modules)")
+    api.compress(np.zeros((64, 64, 3), np.uint8), engine="onnx")  # the cache is filled beforehand, as after a first run
+    api.decompress(api.compress(np.zeros((64, 64, 3), np.uint8), engine="onnx"), engine="onnx")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-2:] == ["0", "False"], out.stderr
+    assert png.is_file()
+
+
+def test_auto_falls_back_to_torch_where_onnx_does_not_apply(kodak_crop, monkeypatch):
+    monkeypatch.setattr(coder, "TILE_ABOVE_PIXELS", 64 * 64)
+    monkeypatch.setattr(codec, "TILE_ABOVE_PIXELS", 64 * 64)
+    with pytest.raises(SalcodecError, match="use --engine torch"):
+        api.compress(kodak_crop, 50, "none", model=TINY, engine="onnx")
+    tiled = api.compress(kodak_crop, 50, "none", model=TINY)  # auto: the torch engine tiles it
+    assert codec.bitstream.unpack(tiled).header.tile
+    with pytest.raises(SalcodecError, match="use --engine torch"):
+        api.decompress(tiled, engine="onnx")
+    assert api.decompress(tiled).shape == kodak_crop.shape
+
+
+def test_unwritable_cache_falls_back_under_auto(kodak_crop, tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(runtime.bundle.CACHE_ENV, str(blocker / "cache"))
+    with pytest.raises(SalcodecError, match="not writable"):
+        api.compress(kodak_crop, 50, "none", model=TINY, engine="onnx")
+    data = api.compress(kodak_crop, 50, "none", model=TINY)
+    assert api.decompress(data).shape == kodak_crop.shape
+
+
+def test_unknown_engine_is_a_clear_error(kodak_crop):
+    with pytest.raises(SalcodecError, match="unknown engine"):
+        api.compress(kodak_crop, engine="tensorrt")
