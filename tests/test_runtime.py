@@ -57,7 +57,7 @@ def test_compress_and_decompress_commands_never_import_torch(tmp_path):
     image, sgc, png = KODAK / "kodim23.png", tmp_path / "a.sgc", tmp_path / "a.png"
     script = ("import sys; from salcodec.cli import main; "
               f"rc = main(['compress', {str(image)!r}, '-o', {str(sgc)!r}]) "
-              f"or main(['decompress', {str(sgc)!r}, '-o', {str(png)!r}]); "
+              f"or main(['decompress', {str(sgc)!r}, '-o', {str(png)!r}, '--reference', {str(image)!r}]); "
               "print(rc, 'torch' in sys.modules)")
     api.compress(np.zeros((64, 64, 3), np.uint8), engine="onnx")  # the cache is filled beforehand, as after a first run
     api.decompress(api.compress(np.zeros((64, 64, 3), np.uint8), engine="onnx"), engine="onnx")

@@ -5,7 +5,6 @@ import math
 import warnings
 
 import numpy as np
-import torch
 
 ROI_FRACTION = 0.2  # ROI: the top 20 % most salient pixels of the reference map
 
@@ -50,6 +49,7 @@ def weighted_psnr(a: np.ndarray, b: np.ndarray, saliency: np.ndarray) -> float:
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     """MS-SSIM (pytorch-msssim) on 8-bit RGB; images smaller than 161 px use single-scale SSIM."""
+    import torch  # here: `salcodec decompress --reference` uses psnr without torch
     from pytorch_msssim import ms_ssim as _ms_ssim
     from pytorch_msssim import ssim as _ssim
     ta = torch.from_numpy(np.array(a, dtype=np.float32)).permute(2, 0, 1)[None]
