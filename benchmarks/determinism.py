@@ -1,6 +1,6 @@
 """Bit-exact decoding across processes and thread counts, on all Kodak images.
 
-    python benchmarks/determinism.py [--model NAME] [--qualities 10 50 90] [--images kodim05.png ...]
+    python benchmarks/determinism.py [--model NAME] [--engine torch|onnx] [--qualities 10 50 90] [--images kodim05.png ...]
 
 Encodes every image at every quality in one process with 2 threads and in another with 1
 thread, then decodes each set of files in a third and fourth process with the other thread
@@ -17,29 +17,30 @@ import tempfile
 from pathlib import Path
 
 
-def worker(mode: str, threads: int, model: str, images: list[Path], qualities: list[float], folder: Path) -> None:
+def worker(mode: str, threads: int, model: str, images: list[Path], qualities: list[float], folder: Path,
+           engine: str) -> None:
     import numpy as np
-    import torch
     from PIL import Image
 
-    from salcodec.codec import codec
-    torch.set_num_threads(threads)
+    from salcodec import runtime
+    runtime.set_threads(threads)
     digests = {}
     for path in images:
         for q in qualities:
             name = f"{path.stem}_q{q:g}.sgc"
             if mode == "encode":
-                data = codec.encode(np.asarray(Image.open(path).convert("RGB")), q, None, 0.0, model).data
+                data = runtime.encode(np.asarray(Image.open(path).convert("RGB")), q, None, 0.0, model, "default",
+                                      engine).data
                 (folder / name).write_bytes(data)
                 digests[name] = hashlib.sha256(data).hexdigest()
             else:
-                pixels = codec.decode((folder / name).read_bytes())
+                pixels = runtime.decode((folder / name).read_bytes(), "mse", engine)
                 digests[name] = hashlib.sha256(pixels.tobytes()).hexdigest()
     print(json.dumps(digests))
 
 
 def run(mode: str, threads: int, args, folder: Path) -> dict:
-    cmd = [sys.executable, __file__, "--worker", mode, "--threads", str(threads), "--model", args.model,
+    cmd = [sys.executable, __file__, "--worker", mode, "--threads", str(threads), "--model", args.model, "--engine", args.engine,
            "--kodak", args.kodak, "--folder", str(folder), "--qualities", *map(str, args.qualities)]
     if args.images:
         cmd += ["--images", *args.images]
@@ -51,6 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="model id (default: the shipped default)")
     ap.add_argument("--kodak", default="../shared/data/kodak")
+    ap.add_argument("--engine", default="torch", choices=["torch", "onnx"], help="coding engine (salcodec/runtime)")
     ap.add_argument("--qualities", type=float, nargs="+", default=[10, 50, 90])
     ap.add_argument("--images", nargs="+", help="file names inside --kodak (default: all 24)")
     ap.add_argument("--worker", choices=["encode", "decode"], help=argparse.SUPPRESS)
@@ -63,7 +65,7 @@ def main() -> None:
     if args.worker:
         kodak = Path(args.kodak)
         images = [kodak / name for name in args.images] if args.images else sorted(kodak.glob("*.png"))
-        worker(args.worker, args.threads, args.model, images, args.qualities, Path(args.folder))
+        worker(args.worker, args.threads, args.model, images, args.qualities, Path(args.folder), args.engine)
         return
     with tempfile.TemporaryDirectory() as tmp:
         a, b = Path(tmp) / "a", Path(tmp) / "b"
@@ -74,7 +76,7 @@ def main() -> None:
     n = len(files_a)
     same_files = sum(files_a[k] == files_b[k] for k in files_a)
     same_pixels = sum(pixels_a[k] == pixels_b[k] for k in pixels_a)
-    print(f"model {args.model}: {n} files ({n // len(args.qualities)} Kodak images x {len(args.qualities)} qualities)")
+    print(f"model {args.model}, {args.engine} engine: {n} files ({n // len(args.qualities)} Kodak images x {len(args.qualities)} qualities)")
     print(f"encoded with 2 threads vs 1 thread, separate processes: {same_files}/{n} files byte-identical")
     print(f"decoded with 1 thread vs 2 threads, separate processes: {same_pixels}/{n} images pixel-identical")
     sys.exit(0 if same_files == n and same_pixels == n else 1)
