@@ -142,7 +142,7 @@ def test_gan_training_command_logs_both_sets_and_exports(tmp_path, training_phot
         "train": {"steps": 4, "batch": 2, "crop": 64, "cache_crops": 6, "q0_range": [0.0, 0.5],
                   "lr_g": [[0, 1e-4]], "lr_d": [[0, 1e-4]], "distortion_weight": 0.01, "adversarial_weight": 0.5,
                   "feature_matching_weight": 1.0, "seed": 0, "log_every": 2, "monitor_every": 2,
-                  "monitor_images": 1, "monitor_side": 64, "checkpoint_every": 2},
+                  "monitor_images": 1, "monitor_side": 64, "checkpoint_every": 2, "snapshot_every": 3},
     }
     config = tmp_path / "gan.yaml"
     config.write_text(yaml.safe_dump(cfg))
@@ -155,6 +155,8 @@ def test_gan_training_command_logs_both_sets_and_exports(tmp_path, training_phot
     assert all(np.isfinite(float(r[c])) and float(r[c]) > 0 for r in rows for c in r if c != "step")
     with (tmp_path / "run" / "log.csv").open() as fh:
         assert [int(r["step"]) for r in csv.DictReader(fh)] == [2, 4]
+    assert torch.load(tmp_path / "run" / "snap-3.pt", weights_only=False)["step"] == 3  # a checkpoint kept per snapshot step
+    assert not (tmp_path / "run" / "snap-2.pt").exists()
     exported = tmp_path / "run" / "gan" / f"{TINY}.pt"
     blob = torch.load(exported, weights_only=True)
     assert blob["base_model"] == TINY and set(blob["state_dict"]) == set(synthesis_state(load_model(TINY)[0]))

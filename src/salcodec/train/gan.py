@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -318,6 +319,9 @@ def run_monitored_training(cfg: dict, modules: dict[str, torch.nn.Module], optim
                 record_monitor()
             if step % tcfg.get("checkpoint_every", 250) == 0:
                 save()
+            if tcfg.get("snapshot_every") and step % tcfg["snapshot_every"] == 0:
+                save()  # a copy per snapshot step: any of them can ship (scripts/export_gan_snapshot.py)
+                shutil.copyfile(last, out_dir / f"snap-{step}.pt")
     finally:
         save()
         log_file.close()
