@@ -194,7 +194,8 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder:
         raise SalcodecError(f"corrupt file (entropy decoding failed: {exc})") from None
     y_hat = np.asarray(y_symbols, np.float32).reshape(means.shape) + means
     (x_hat,) = synthesis.run(None, {"y_hat": y_hat[None], "q0": np.array([head.q0 / 255.0], np.float32)})
-    pixels = np.round(np.clip(x_hat[0], 0, 1) * np.float32(255)).astype(np.uint8)
+    # a forged file's latents can drive the synthesis to NaN: 0, as the torch engine's cast gives
+    pixels = np.round(np.clip(np.nan_to_num(x_hat[0], nan=0.0), 0, 1) * np.float32(255)).astype(np.uint8)
     return np.ascontiguousarray(pixels[:, : head.height, : head.width].transpose(1, 2, 0))
 
 
