@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from salcodec import api, runtime
+from salcodec import api, models, runtime
 from salcodec.codec import codec
 from salcodec.errors import SalcodecError
 from salcodec.models.registry import load_model
@@ -86,6 +86,21 @@ def test_unwritable_cache_falls_back_under_auto(kodak_crop, tmp_path, monkeypatc
         api.compress(kodak_crop, 50, "none", model=TINY, engine="onnx")
     data = api.compress(kodak_crop, 50, "none", model=TINY)
     assert api.decompress(data).shape == kodak_crop.shape
+
+
+def test_a_damaged_cache_part_is_removed_and_rebuilt(kodak_crop):
+    api.compress(kodak_crop, 50, "none", model=TINY, engine="onnx")
+    tables = runtime.bundle.part_path("tables", [models.model_file(TINY)], ".npz")
+    graph = runtime.bundle.part_path("analysis-default", [models.model_file(TINY)], ".onnx")
+    for part in (tables, graph):
+        coder._load_tables.cache_clear()
+        coder._session.cache_clear()
+        part.write_bytes(b"not what it was")
+        with pytest.raises(SalcodecError, match="could not be read"):
+            api.compress(kodak_crop, 50, "none", model=TINY, engine="onnx")
+        assert not part.exists()
+        api.compress(kodak_crop, 50, "none", model=TINY, engine="onnx")  # the next call rebuilds it
+        assert part.is_file()
 
 
 def test_unknown_engine_is_a_clear_error(kodak_crop):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-
 
 CACHE_ENV = "SALCODEC_CACHE"
 BUNDLE_VERSION = 1  # raise when a part's contents change meaning
@@ -48,7 +48,7 @@ def part_path(role: str, sources: list[Path], suffix: str) -> Path:
     return cache_dir() / f"{role}-{h.hexdigest()[:20]}{suffix}"
 
 
-def ensure_part(role: str, sources: list[Path], suffix: str, build) -> Path:
+def ensure_part(role: str, sources: list[Path], suffix: str, build: Callable[[Path], None]) -> Path:
     """The cached part, built by `build(tmp_path)` on first use."""
     path = part_path(role, sources, suffix)
     if path.is_file():

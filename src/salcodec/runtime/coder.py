@@ -45,7 +45,17 @@ def _session(path: Path):
     # memory patterns are planned per input shape and kept: over the 24 Kodak images (two shapes) the
     # process peaked at 1,282 MB with them and 795 MB without, at the same speed (0.43 s / 0.39 s)
     options.enable_mem_pattern = False
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime raises its own types for unreadable graphs
+        _discard_damaged(path, exc)
+
+
+def _discard_damaged(path: Path, exc: Exception):
+    """A cached part that does not load (a damaged disk, a foreign file) is removed, so that the
+    next use rebuilds it; this call is left to the torch engine."""
+    path.unlink(missing_ok=True)
+    raise NotSupported(f"cached part {path.name} could not be read ({type(exc).__name__}) and was removed") from None
 
 
 @lru_cache(maxsize=1)
@@ -97,7 +107,10 @@ def _tables(model_id: str) -> Tables:
 
 @lru_cache(maxsize=4)
 def _load_tables(path: Path) -> Tables:
-    return Tables(path)
+    try:
+        return Tables(path)
+    except Exception as exc:  # numpy's and zipfile's errors for a damaged archive, KeyError for a foreign one
+        _discard_damaged(path, exc)
 
 
 def _second_sources(model_id: str, kind: str, role: str, default: str) -> list[Path]:
