@@ -3,6 +3,7 @@
     python benchmarks/generative.py [--model default-v4] [--quality 0] [--data ../shared/data/kodak]
                                     [--out-dir runs/generative]
     python benchmarks/generative.py --models gan-extreme-v1-mse gan-extreme-v1   # two whole codecs
+    python benchmarks/generative.py --blend 0.6 0.8   # also a decode-time blend of the two decoders
 
 Each image is compressed once (`--saliency none`) and decoded by both decoders; with `--models`
 each of the two models (an MSE-trained one first, a GAN-trained one second; fixed-rate models
@@ -12,7 +13,9 @@ ROI-PSNR here is "where the predictor says people look". Realism is the high-fre
 power in the upper half of spatial frequencies of the reconstruction over the original's. The
 grid artefact ratio measures periodic patterns on the decoder's 16-px grid (1 = none).
 Writes per-image rows to OUT/generative.csv and a crop grid (original / MSE / GAN / saliency)
-to OUT/crops.png.
+to OUT/crops.png. `--blend LO HI` adds a row for an experiment that is not a product path: the
+MSE decode where the predictor, run on that decode (all a decoder could know), ranks a pixel above
+the HI quantile of its map, the GAN decode below LO, a linear ramp between.
 """
 from __future__ import annotations
 
@@ -40,6 +43,8 @@ def main() -> None:
     ap.add_argument("--data", default="../shared/data/kodak")
     ap.add_argument("--images", type=int, help="only the first N images")
     ap.add_argument("--out-dir", default="runs/generative")
+    ap.add_argument("--blend", type=float, nargs=2, metavar=("LO", "HI"),
+                    help="also blend the two decodes by the saliency quantiles of the MSE decode")
     args = ap.parse_args()
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,6 +63,12 @@ def main() -> None:
             enc = codec.encode(image, args.quality, None, 0.0, args.model)
             for name in ("mse", "gan"):
                 decoded[name], bpp[name] = codec.decode(enc.data, decoder=name), enc.bpp
+        if args.blend:
+            own = saliency.predict(decoded["mse"], "auto")
+            lo, hi = np.quantile(own, args.blend)
+            w = np.clip((own - lo) / max(hi - lo, 1e-6), 0, 1)[..., None]
+            decoded["blend"] = np.round(w * decoded["mse"] + (1 - w) * decoded["gan"]).astype(np.uint8)
+            bpp["blend"] = bpp["gan"]
         for name, pixels in decoded.items():
             rows.append({"image": path.name, "decoder": name, "bpp": bpp[name], "psnr": psnr(image, pixels),
                          "ms_ssim": ms_ssim(image, pixels), "roi_psnr": region_psnr(image, pixels, roi),
@@ -80,7 +91,7 @@ def main() -> None:
           f"ROI = top 20 % of the shipped predictor's map (auto)")
     print("| decoder | bpp | PSNR (dB) | MS-SSIM | ROI-PSNR (dB) | high-frequency ratio | grid artefact ratio |\n"
           "|---|---|---|---|---|---|---|")
-    for name in ("mse", "gan"):
+    for name in ("mse", "gan") + (("blend",) if args.blend else ()):
         mine = [r for r in rows if r["decoder"] == name]
         mean = {k: float(np.mean([r[k] for r in mine])) for k in ("bpp", "psnr", "ms_ssim", "roi_psnr", "hf_ratio", "grid_ratio")}
         print(f"| {name} | {mean['bpp']:.4f} | {mean['psnr']:.2f} | {mean['ms_ssim']:.4f} | {mean['roi_psnr']:.2f} | "

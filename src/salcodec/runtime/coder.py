@@ -42,8 +42,9 @@ def _session(path: Path):
     options.intra_op_num_threads = _threads or 0
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
-    # memory patterns are planned per input shape and kept: over the 24 Kodak images (two shapes) the
-    # process peaked at 1,282 MB with them and 795 MB without, at the same speed (0.43 s / 0.39 s)
+    # memory patterns are planned per input shape and kept: over the 24 Kodak images (two shapes)
+    # benchmarks/speed.py's salcodec+auto[onnx] process peaked at 1,281 MB with them and 794 MB
+    # without, at the same speed (0.44 / 0.39 s and 0.43 / 0.39 s per image)
     options.enable_mem_pattern = False
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
