@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 
 DEFAULT_MODEL = "default-v4"  # the id `compress` uses unless told otherwise
+DECODERS = ("mse", "gan", "fast")  # the model's own synthesis first, then second decoders (transforms.py)
+ENCODERS = ("default", "fast")  # the model's own analysis first, then second encoders
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODEL_PATH_ENV = "SALCODEC_MODEL_PATH"  # extra folders of <id>.pt files, searched before the package
 

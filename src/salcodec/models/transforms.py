@@ -20,11 +20,9 @@ import torch
 from torch import nn
 
 from ..errors import SalcodecError
-from . import transform_file
+from . import DECODERS, ENCODERS, transform_file  # noqa: F401  (re-exported)
 from .hyperprior import AnalysisTransform, SynthesisTransform
 
-DECODERS = ("mse", "gan", "fast")
-ENCODERS = ("default", "fast")
 # the parameters and buffers of QualityMapHyperprior.synthesis / .analysis: what a second transform replaces
 SYNTHESIS_PREFIXES = ("g_s.", "g_s_igdn.", "g_s_mod.", "inverse_gain")
 ANALYSIS_PREFIXES = ("quality_pyramid.", "g_a.", "g_a_gdn.", "g_a_sft.", "h_a.", "h_a_sft.", "gain")

@@ -17,7 +17,7 @@ from ..codec import bitstream
 from ..codec.encoded import TILE_ABOVE_PIXELS, Encoded, pad_to_stride, padded_size
 from ..codec.quality import q0_byte, quality_map, quality_to_q0
 from ..errors import SalcodecError
-from ..models import model_file, transform_file
+from ..models import DECODERS, ENCODERS, model_file, transform_file
 from .bundle import NotSupported, ensure_part
 from .exact import ExactHyperSynthesis
 
@@ -114,9 +114,13 @@ def _load_tables(path: Path) -> Tables:
         _discard_damaged(path, exc)
 
 
-def _second_sources(model_id: str, kind: str, role: str, default: str) -> list[Path]:
+def _second_sources(model_id: str, kind: str, role: str, kinds: tuple[str, ...]) -> list[Path]:
+    """The weights files a transform is built from: the model's, and a second transform's if `kind`
+    is not the model's own (the first of `kinds`)."""
+    if kind not in kinds:
+        raise NotSupported(f"unknown {role} '{kind}'")
     sources = [model_file(model_id)]
-    if kind != default:
+    if kind != kinds[0]:
         second = transform_file(model_id, kind, role)
         if second is None:
             raise NotSupported(f"no {kind} {role} is installed for model '{model_id}'")
@@ -125,7 +129,7 @@ def _second_sources(model_id: str, kind: str, role: str, default: str) -> list[P
 
 
 def _analysis(model_id: str, encoder: str):
-    sources = _second_sources(model_id, encoder, "encoder", "default")
+    sources = _second_sources(model_id, encoder, "encoder", ENCODERS)
 
     def build(tmp: Path) -> None:
         from .export import export_analysis
@@ -134,7 +138,7 @@ def _analysis(model_id: str, encoder: str):
 
 
 def _synthesis(model_id: str, decoder: str):
-    sources = _second_sources(model_id, decoder, "decoder", "mse")
+    sources = _second_sources(model_id, decoder, "decoder", DECODERS)
 
     def build(tmp: Path) -> None:
         from .export import export_synthesis
