@@ -11,6 +11,7 @@ import torch
 from salcodec import api, models, runtime
 from salcodec.codec import codec
 from salcodec.errors import SalcodecError
+from salcodec.models import layers
 from salcodec.models.registry import load_model
 from salcodec.runtime import coder
 from tests.conftest import KODAK, TINY
@@ -101,6 +102,21 @@ def test_a_damaged_cache_part_is_removed_and_rebuilt(kodak_crop):
         assert not part.exists()
         api.compress(kodak_crop, 50, "none", model=TINY, engine="onnx")  # the next call rebuilds it
         assert part.is_file()
+
+
+def test_a_synthesis_driven_to_nan_decodes_to_black_as_on_torch(kodak_crop, monkeypatch):
+    """Forged latents can overflow the synthesis (fuzz/run.py found it); NaN pixels become 0 on both engines."""
+    data = api.compress(kodak_crop, 50, "none", model=TINY, engine="onnx")
+
+    class NanSynthesis:
+        def run(self, _, feeds):
+            h, w = feeds["y_hat"].shape[-2:]
+            return [np.full((1, 3, 16 * h, 16 * w), np.nan, np.float32)]
+    monkeypatch.setattr(coder, "_synthesis", lambda *_: NanSynthesis())
+    pixels = api.decompress(data, engine="onnx")
+    assert pixels.shape == kodak_crop.shape and not pixels.any()
+    x_hat = torch.full((1, 3, 2, 2), float("nan"))
+    assert not layers.to_pixels(x_hat).any()  # what the torch engine gives for the same NaNs
 
 
 def test_unknown_engine_is_a_clear_error(kodak_crop):
