@@ -14,8 +14,8 @@ from PIL import Image, ImageFilter
 from salcodec.codec import codec
 from salcodec.errors import SalcodecError
 from salcodec.eval.metrics import high_frequency_ratio
-from salcodec.models.transforms import export_decoder, synthesis_state
 from salcodec.models.registry import MODEL_PATH_ENV, build_model, export_weights, load_model
+from salcodec.models.transforms import export_decoder, synthesis_state
 from salcodec.train.gan import gan_step, generator_and_discriminator, quantized_latents
 from salcodec.train.losses import generation_weight, periodic_error_power
 from tests.conftest import DATA, KODAK, TINY

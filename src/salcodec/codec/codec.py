@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 from ..errors import SalcodecError
-from ..models.transforms import DECODERS, ENCODERS, load_decoder, load_encoder
 from ..models.registry import DEFAULT_MODEL, load_model
+from ..models.transforms import DECODERS, ENCODERS, load_decoder, load_encoder
 from . import bitstream
 from .encoded import TILE_ABOVE_PIXELS, TILE_SIDE, Encoded, pad_to_stride, padded_size, search_bpp
 from .memory import return_large_blocks_to_the_system

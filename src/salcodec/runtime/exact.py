@@ -12,7 +12,6 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 
-
 def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, padding: int) -> np.ndarray:
     """Stride-1 convolution of C×H×W by O×C×k×k, padded with zeros, as one matrix product."""
     k = weight.shape[-1]
