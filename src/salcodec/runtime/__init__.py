@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
@@ -23,6 +25,7 @@ from ..errors import SalcodecError
 from . import bundle  # noqa: F401  (salcodec.runtime.bundle.CACHE_ENV and friends)
 
 ENGINES = ("auto", "onnx", "torch")
+T = TypeVar("T")
 
 
 def set_threads(count: int) -> None:
@@ -40,7 +43,7 @@ def _check(engine: str) -> None:
         raise SalcodecError(f"unknown engine '{engine}' (choose from {', '.join(ENGINES)})")
 
 
-def _onnx_or_none(engine: str, call):
+def _onnx_or_none(engine: str, call: Callable[[], T]) -> T | None:
     """`call()` on the onnx engine; None where auto falls back to torch."""
     from .bundle import NotSupported
     _check(engine)
