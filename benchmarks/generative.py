@@ -11,7 +11,9 @@ ignore `--quality`) compresses and decompresses it. The ROI is the
 top 20 % of the shipped saliency predictor's map (`auto`; Kodak has no human fixations), so
 ROI-PSNR here is "where the predictor says people look". Realism is the high-frequency ratio:
 power in the upper half of spatial frequencies of the reconstruction over the original's. The
-grid artefact ratio measures periodic patterns on the decoder's 16-px grid (1 = none).
+grid artefact ratio measures periodic patterns on the decoder's 16-px grid (1 = none). FID and
+KID against the originals' patches are added when Inception weights are at hand (--inception-weights,
+see salcodec/eval/realism.py); without them the output says they are unavailable.
 Writes per-image rows to OUT/generative.csv and a crop grid (original / MSE / GAN / saliency)
 to OUT/crops.png. `--blend LO HI` adds a row for an experiment that is not a product path: the
 MSE decode where the predictor, run on that decode (all a decoder could know), ranks a pixel above
@@ -28,6 +30,7 @@ from PIL import Image
 
 from salcodec import saliency
 from salcodec.codec import codec
+from salcodec.eval import realism
 from salcodec.eval.metrics import grid_artefact_ratio, high_frequency_ratio, ms_ssim, psnr, region_psnr, roi_mask
 from salcodec.models.registry import DEFAULT_MODEL
 
@@ -45,7 +48,10 @@ def main() -> None:
     ap.add_argument("--out-dir", default="runs/generative")
     ap.add_argument("--blend", type=float, nargs=2, metavar=("LO", "HI"),
                     help="also blend the two decodes by the saliency quantiles of the MSE decode")
+    ap.add_argument("--inception-weights", help="pytorch-fid's Inception weights for FID/KID (salcodec.eval.realism)")
     args = ap.parse_args()
+    weights = realism.find_weights(args.inception_weights)
+    collector = realism.RealismCollector(weights) if weights else None
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = sorted(Path(args.data).glob("*.png"))[: args.images]
@@ -69,7 +75,11 @@ def main() -> None:
             w = np.clip((own - lo) / max(hi - lo, 1e-6), 0, 1)[..., None]
             decoded["blend"] = np.round(w * decoded["mse"] + (1 - w) * decoded["gan"]).astype(np.uint8)
             bpp["blend"] = bpp["gan"]
+        if collector:
+            collector.add_original(image)
         for name, pixels in decoded.items():
+            if collector:
+                collector.add(name, args.quality, bpp[name], pixels)
             rows.append({"image": path.name, "decoder": name, "bpp": bpp[name], "psnr": psnr(image, pixels),
                          "ms_ssim": ms_ssim(image, pixels), "roi_psnr": region_psnr(image, pixels, roi),
                          "hf_ratio": high_frequency_ratio(image, pixels), "grid_ratio": grid_artefact_ratio(image, pixels)})
@@ -96,6 +106,7 @@ def main() -> None:
         mean = {k: float(np.mean([r[k] for r in mine])) for k in ("bpp", "psnr", "ms_ssim", "roi_psnr", "hf_ratio", "grid_ratio")}
         print(f"| {name} | {mean['bpp']:.4f} | {mean['psnr']:.2f} | {mean['ms_ssim']:.4f} | {mean['roi_psnr']:.2f} | "
               f"{mean['hf_ratio']:.3f} | {mean['grid_ratio']:.2f} |")
+    print("\n" + realism.format_realism(collector.summary() if collector else {"unavailable": realism.unavailable_reason()}))
     print(f"crop grid (original / MSE / GAN / saliency): {out / 'crops.png'}")
 
 

@@ -197,7 +197,7 @@ def cmd_saliency_eval(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     import shlex
 
-    from .eval import report
+    from .eval import realism, report
     from .eval.run import DEFAULT_QUALITIES, evaluate, format_summary, parse_entries, summarise, write_csv
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -206,10 +206,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
     entries = parse_entries(models, codecs, args.saliency)
     if not entries:
         raise SalcodecError("nothing to evaluate: give --models and/or --codecs")
+    weights = realism.find_weights(args.inception_weights)
+    collector = realism.RealismCollector(weights) if weights else None
     rows, decoded = evaluate(Path(args.data), entries, args.reference, args.strength, args.qualities or DEFAULT_QUALITIES,
-                             args.split, args.images, args.crops)
+                             args.split, args.images, args.crops, collector)
     anchor = args.anchor or entries[-1].label
     summary = summarise(rows, anchor)
+    summary["realism"] = collector.summary() if collector else {"unavailable": realism.unavailable_reason()}
     command = "salcodec " + " ".join(shlex.quote(a) for a in args.argv)
     write_csv(rows, out_dir / "per_image.csv")
     (out_dir / "summary.json").write_text(json.dumps({"command": command} | summary, indent=1))
@@ -217,6 +220,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     figures = report.crop_grid(decoded, args.crop_bpp, out_dir)
     page = report.write_html(summary, plots, figures, command, out_dir, args.crop_bpp)
     print(format_summary(summary))
+    print("\n" + realism.format_realism(summary["realism"]))
     print(f"\nwrote {out_dir / 'per_image.csv'}, {out_dir / 'summary.json'}, {len(plots)} plots and {page}")
 
 
@@ -310,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crops", type=int, default=3, help="images shown as crops in the HTML report")
     p.add_argument("--crop-bpp", type=float, default=0.3, help="rate at which the crops are matched")
     p.add_argument("--out-dir", required=True, help="where per_image.csv, summary.json, plots and report.html go")
+    p.add_argument("--inception-weights", help="pytorch-fid's Inception weights (pt_inception-2015-12-05-6726825d.pth) for FID/KID; "
+                                                "default $SALCODEC_INCEPTION_WEIGHTS or torch's hub cache; without them FID/KID are unavailable")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("train", help="train a codec from a YAML config (resumes from its out_dir)")

@@ -73,6 +73,21 @@ def crop_grid(decoded: dict, target_bpp: float, out_dir: Path) -> list[dict]:
     return figures
 
 
+def realism_html(realism: dict | None) -> list[str]:
+    """The FID/KID table (eval/realism.py), or the line saying why there is none."""
+    if realism is None:
+        return []
+    if "unavailable" in realism:
+        return ["<h2>FID / KID</h2>", f"<p>{html.escape(realism['unavailable'])}</p>"]
+    parts = [f"<h2>FID / KID against the originals ({realism['patches']} patches)</h2>",
+             "<table><tr><th>codec</th><th>setting</th><th>bpp</th><th>FID</th><th>KID×1000</th></tr>"]
+    for label, c in realism["curves"].items():
+        for setting, bpp, f, k in zip(c["settings"], c["bpp"], c["fid"], c["kid"]):
+            parts.append(f"<tr><td>{html.escape(label)}</td><td>{setting:g}</td><td>{bpp:.4f}</td>"
+                         f"<td>{f:.2f}</td><td>{1000 * k:.2f}</td></tr>")
+    return parts + ["</table>"]
+
+
 def write_html(summary: dict, plots: list[Path], figures: list[dict], command: str, out_dir: Path, target_bpp: float) -> Path:
     esc = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>salcodec eval</title>",
@@ -83,7 +98,9 @@ def write_html(summary: dict, plots: list[Path], figures: list[dict], command: s
     parts += [f"<th>{esc(m)}</th>" for m in METRIC_NAMES] + ["</tr>"]
     for label, row in summary["bd_rate"].items():
         parts.append(f"<tr><td>{esc(label)}</td>" + "".join(f"<td>{format_bd(row[m])}</td>" for m in METRIC_NAMES) + "</tr>")
-    parts.append("</table><h2>Rate-distortion</h2>")
+    parts.append("</table>")
+    parts += realism_html(summary.get("realism"))
+    parts.append("<h2>Rate-distortion</h2>")
     parts += [f"<img src='{esc(p.name)}' alt='{esc(p.stem)}'>" for p in plots]
     parts.append(f"<h2>Crops at about {target_bpp} bpp</h2>")
     for fig in figures:

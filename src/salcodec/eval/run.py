@@ -20,8 +20,18 @@ from PIL import Image
 from ..codec.image_io import IMAGE_SUFFIXES
 from ..errors import SalcodecError
 from . import baselines
-from .metrics import (bd_rate, grid_artefact_ratio, high_frequency_ratio, mean_quality_at_rate, ms_ssim, psnr,
-                      region_psnr, roi_mask, weighted_psnr)
+from .metrics import (
+    bd_rate,
+    grid_artefact_ratio,
+    high_frequency_ratio,
+    mean_quality_at_rate,
+    ms_ssim,
+    psnr,
+    region_psnr,
+    roi_mask,
+    weighted_psnr,
+)
+from .realism import RealismCollector
 
 METRIC_NAMES = ["psnr", "ms_ssim", "weighted_psnr", "roi_psnr", "non_roi_psnr"]  # with BD-rates
 # realism and artefacts: reported per setting and at equal rate, no BD-rate (neither is a fidelity)
@@ -119,8 +129,10 @@ def measure(original: np.ndarray, decoded: np.ndarray, reference: np.ndarray, ro
 
 
 def evaluate(data: Path, entries: list[Entry], reference_kind: str, strength: float, qualities: list[float],
-             split: str = "all", limit: int | None = None, keep_decoded: int = 0) -> tuple[list[dict], dict]:
-    """Per-image rows for every entry and setting; also the decoded images of the first `keep_decoded` images."""
+             split: str = "all", limit: int | None = None, keep_decoded: int = 0,
+             realism: RealismCollector | None = None) -> tuple[list[dict], dict]:
+    """Per-image rows for every entry and setting; also the decoded images of the first `keep_decoded`
+    images; `realism`, when given, collects the Inception features of originals and decodes."""
     from tqdm import tqdm
 
     from ..codec import codec
@@ -132,6 +144,8 @@ def evaluate(data: Path, entries: list[Entry], reference_kind: str, strength: fl
         if reference is None:
             raise SalcodecError("--reference must name a map (human or a predictor), not none")
         roi = roi_mask(reference)
+        if realism is not None:
+            realism.add_original(image)
         encoder_maps: dict[str, np.ndarray | None] = {}
         encoded: dict[tuple, codec.Encoded] = {}  # one file read by every decoder
         for entry in entries:
@@ -158,6 +172,8 @@ def evaluate(data: Path, entries: list[Entry], reference_kind: str, strength: fl
                 bpp = 8 * len(data_bytes) / (image.shape[0] * image.shape[1])
                 rows.append({"image": path.name, "codec": entry.label, "setting": setting, "bpp": bpp,
                              "estimated_bpp": est} | measure(image, decoded, reference, roi))
+                if realism is not None:
+                    realism.add(entry.label, setting, bpp, decoded)
                 if index < keep_decoded:
                     decoded_store[(path.name, entry.label, setting)] = (bpp, decoded)
         if index < keep_decoded:
@@ -185,14 +201,17 @@ def summarise(rows: list[dict], anchor: str) -> dict:
         curves[label] = curve
     if anchor not in curves:
         raise SalcodecError(f"anchor '{anchor}' is not among the evaluated curves ({', '.join(curves)})")
+    enough = lambda c: len(c["bpp"]) >= 4  # noqa: E731  (a cubic fit per curve)
     bd = {label: {m: _finite_or_none(bd_rate(curves[anchor]["bpp"], curves[anchor][m], c["bpp"], c[m]))
+                  if enough(c) and enough(curves[anchor]) else None
                   for m in METRIC_NAMES}
           for label, c in curves.items()}
     return {"anchor": anchor, "curves": curves, "bd_rate": bd}
 
 
 def _finite_or_none(value: float) -> float | None:
-    """BD-rates of curves whose quality ranges do not overlap are undefined: null in the JSON."""
+    """BD-rates of curves whose quality ranges do not overlap are undefined: null in the JSON (as are
+    those of curves with fewer than 4 points)."""
     return value if math.isfinite(value) else None
 
 
