@@ -1,6 +1,8 @@
 """The library API: inputs of every kind, saliency options, clear errors."""
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -82,6 +84,52 @@ def test_image_modes_are_converted_with_notes(tmp_path):
             assert any(note in n for n in notes), (name, notes)
     gray16 = load_image(tmp_path / "gray16.png")
     assert np.array_equal(gray16[:, :, 0], base[:, :, 0])
+
+
+def matrix_rgb_profile(name: str, gamma: float) -> bytes:
+    """A minimal ICC v2 display profile: sRGB's primaries (D50-adapted) with a pure power-law
+    curve, so the colour conversion it implies can be computed by hand."""
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", round(v * 65536))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + bytes(4) + s15(x) + s15(y) + s15(z)
+    text = name.encode() + b"\0"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(8 + 2 + 1 + 67)
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)) + bytes(2)
+    primaries = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))
+    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249))] + \
+        [(sig, xyz(*p)) for sig, p in zip((b"rXYZ", b"gXYZ", b"bXYZ"), primaries)] + \
+        [(sig, curve) for sig in (b"rTRC", b"gTRC", b"bTRC")]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = struct.pack(">I", len(tags)), b""
+    for sig, body in tags:
+        body += bytes(-len(body) % 4)
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = (struct.pack(">I", offset + len(data)) + bytes(4) + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+              + bytes(12) + b"acsp" + bytes(28) + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(48))
+    return header + table + data
+
+
+def test_icc_tagged_images_are_converted_to_srgb(tmp_path):
+    from PIL import ImageCms
+
+    from salcodec.codec.image_io import load_image
+    gray = Image.fromarray(np.full((6, 8, 3), 128, np.uint8))
+    cases = {"linear.png": matrix_rgb_profile("linear test RGB", 1.0),
+             "srgb.png": ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
+             "broken.png": b"not an ICC profile"}
+    loaded = {}
+    for name, icc in cases.items():
+        gray.save(tmp_path / name, icc_profile=icc)
+        notes: list[str] = []
+        loaded[name] = (load_image(tmp_path / name, notes), notes)
+    pixels, notes = loaded["linear.png"]
+    assert np.all(np.abs(pixels.astype(int) - 188) <= 1), pixels[0, 0]  # sRGB's curve at linear 0.5: 187.5
+    assert notes == ["converted colours from the ICC profile 'linear test RGB' to sRGB"]
+    assert np.all(loaded["srgb.png"][0] == 128) and loaded["srgb.png"][1] == []
+    assert np.all(loaded["broken.png"][0] == 128) and "unreadable ICC profile" in loaded["broken.png"][1][0]
 
 
 def test_broken_images_are_refused(tmp_path, kodak_crop):

@@ -1,6 +1,7 @@
 """Reading images and saliency maps from users, and writing files without ever leaving a partial one."""
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -36,10 +37,40 @@ def open_image(path: Path, max_pixels: int = MAX_INPUT_PIXELS) -> Image.Image:
         raise SalcodecError(f"{path}: cannot read image ({reason})") from None
 
 
+def to_srgb(img: Image.Image, notes: list[str]) -> Image.Image:
+    """The image's colours in sRGB when it carries another ICC profile (Display P3 from phones,
+    Adobe RGB from cameras, a CMYK print profile): the codec and its decoded PNGs are sRGB, and
+    values read as sRGB without conversion would shift every colour. sRGB-tagged and untagged
+    images pass unchanged; a profile littleCMS cannot use is ignored, with a note."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ("RGB", "RGBA", "P", "PA", "CMYK", "L", "LA"):
+        return img
+    from PIL import ImageCms  # littleCMS: loaded only for tagged images
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        name = ImageCms.getProfileDescription(source).strip() or "unnamed"
+    except (OSError, ImageCms.PyCMSError):
+        notes.append("ignored an unreadable ICC profile (colours read as sRGB)")
+        return img
+    if "srgb" in name.lower():
+        return img
+    if img.mode in ("RGBA", "PA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        notes.append("dropped the alpha channel (transparency is not coded)")
+    base = img.convert("L" if img.mode == "LA" else "RGB") if img.mode in ("RGBA", "P", "PA", "LA") else img
+    try:
+        converted = ImageCms.profileToProfile(base, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except (OSError, ImageCms.PyCMSError) as exc:
+        notes.append(f"ignored the ICC profile '{name}' ({str(exc).splitlines()[0] if str(exc) else 'unusable'}; colours read as sRGB)")
+        return img
+    notes.append(f"converted colours from the ICC profile '{name}' to sRGB")
+    return converted
+
+
 def to_rgb_array(img: Image.Image, notes: list[str] | None = None) -> np.ndarray:
-    """Any Pillow image to H×W×3 uint8 RGB, honouring EXIF orientation; conversions are noted."""
+    """Any Pillow image to H×W×3 uint8 sRGB, honouring EXIF orientation and ICC profiles;
+    conversions are noted."""
     notes = notes if notes is not None else []
-    img = ImageOps.exif_transpose(img)
+    img = to_srgb(ImageOps.exif_transpose(img), notes)
     if img.width == 0 or img.height == 0:
         raise SalcodecError("image has zero pixels")
     mode = img.mode
@@ -100,7 +131,6 @@ def atomic_write(path: Path, data: bytes, force: bool = False) -> None:
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    import io
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     return buf.getvalue()
