@@ -125,3 +125,12 @@ def test_weights_are_found_by_environment_and_bad_ones_are_refused(inception_wei
                  "--inception-weights", str(garbage), "--out-dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "cannot read Inception weights" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_realism_tables_print_ladder_settings_by_model_id():
+    from salcodec.eval.report import realism_html
+    summary = {"patches": 4, "curves": {"ladder": {"settings": ["m-v1", 30.0], "bpp": [0.1, 0.2], "fid": [1.0, 2.0],
+                                                   "kid": [0.001, 0.002]}}}
+    assert "| ladder | m-v1 | 0.1000 | 1.00 | 1.00 |" in realism.format_realism(summary)
+    assert "| ladder | 30 |" in realism.format_realism(summary)
+    assert "<td>m-v1</td>" in "".join(realism_html(summary))

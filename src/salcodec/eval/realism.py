@@ -161,6 +161,11 @@ class RealismCollector:
         return {"weights": str(self.weights), "patches": len(reference), "curves": curves}
 
 
+def setting_text(setting: float | str) -> str:
+    """A quality or codec setting as printed (a ladder's settings are model ids)."""
+    return f"{setting:g}" if isinstance(setting, (int, float)) else str(setting)
+
+
 def format_realism(realism: dict) -> str:
     """The summary's FID/KID as a table per curve and setting, or the reason there is none."""
     if "unavailable" in realism:
@@ -169,5 +174,5 @@ def format_realism(realism: dict) -> str:
              "| codec | setting | bpp | FID | KID×1000 |", "|---|---|---|---|---|"]
     for label, c in realism["curves"].items():
         for setting, bpp, f, k in zip(c["settings"], c["bpp"], c["fid"], c["kid"]):
-            lines.append(f"| {label} | {setting:g} | {bpp:.4f} | {f:.2f} | {1000 * k:.2f} |")
+            lines.append(f"| {label} | {setting_text(setting)} | {bpp:.4f} | {f:.2f} | {1000 * k:.2f} |")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .realism import setting_text
 from .run import METRIC_NAMES, format_bd
 
 CROP = 256
@@ -83,7 +84,7 @@ def realism_html(realism: dict | None) -> list[str]:
              "<table><tr><th>codec</th><th>setting</th><th>bpp</th><th>FID</th><th>KID×1000</th></tr>"]
     for label, c in realism["curves"].items():
         for setting, bpp, f, k in zip(c["settings"], c["bpp"], c["fid"], c["kid"]):
-            parts.append(f"<tr><td>{html.escape(label)}</td><td>{setting:g}</td><td>{bpp:.4f}</td>"
+            parts.append(f"<tr><td>{html.escape(label)}</td><td>{html.escape(setting_text(setting))}</td><td>{bpp:.4f}</td>"
                          f"<td>{f:.2f}</td><td>{1000 * k:.2f}</td></tr>")
     return parts + ["</table>"]
 
