@@ -78,6 +78,18 @@ def test_estimated_rate_matches_stream_size(kodak_crop):
     assert abs(stream_bits - enc.estimated_bits) <= 0.02 * enc.estimated_bits + 2 * 16 * 8
 
 
+def test_saliency_ranks_match_a_sort_up_to_sixteen_bits(rng):
+    from salcodec.codec.quality import normalise_saliency
+
+    def by_sorting(s: np.ndarray) -> np.ndarray:  # the definition: share of pixels less salient
+        return np.searchsorted(np.sort(s.ravel()), s, side="left") / np.sum(s < s.max())
+    eight_bit = rng.integers(0, 256, (40, 50)).astype(np.float32) / 255
+    np.testing.assert_array_equal(normalise_saliency(eight_bit), by_sorting(eight_bit).astype(np.float32))
+    smooth = rng.random((40, 50)).astype(np.float32) ** 3  # peaky, like a density map
+    assert np.abs(normalise_saliency(smooth) - by_sorting(smooth)).max() < 0.05  # ties near 0 only
+    assert normalise_saliency(smooth).max() == 1.0 and normalise_saliency(smooth).min() == 0.0
+
+
 def test_quality_map_formula():
     s = np.array([[0.0, 1.0], [0.5, 0.5]], np.float32)
     q = quality_map((2, 2), 0.5, s, strength=0.4)
