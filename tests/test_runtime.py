@@ -122,3 +122,24 @@ def test_a_synthesis_driven_to_nan_decodes_to_black_as_on_torch(kodak_crop, monk
 def test_unknown_engine_is_a_clear_error(kodak_crop):
     with pytest.raises(SalcodecError, match="unknown engine"):
         api.compress(kodak_crop, engine="tensorrt")
+
+
+def test_synthesis_graph_runs_each_phase_with_only_its_taps(tmp_path, rng):
+    """The export's rewrite (_skip_zero_taps) splits every wide sub-pixel layer into its phases'
+    own convolutions (3×3, 3×2, 2×3 and 2×2 for 5×5 stride 2) and leaves the output as it was."""
+    import onnx
+    import onnxruntime as ort
+
+    from salcodec.runtime import export
+    whole, split = tmp_path / "whole.onnx", tmp_path / "split.onnx"
+    export.export_synthesis(TINY, "mse", split)  # as shipped: the tiny layers are too narrow to split
+    whole.write_bytes(split.read_bytes())
+    export._skip_zero_taps(split, min_channels=1)
+    shapes = {tuple(t.dims[-2:]) for t in onnx.load(str(split)).graph.initializer if t.name.endswith("_w")}
+    before = sum(n.op_type == "Conv" for n in onnx.load(str(whole)).graph.node)
+    assert sum(n.op_type == "Conv" for n in onnx.load(str(split)).graph.node) == before + 4 * 3
+    assert shapes == {(2, 2), (2, 3), (3, 2), (3, 3)}
+    feeds = {"y_hat": np.round(rng.normal(0, 3, (1, 24, 5, 7))).astype(np.float32), "q0": np.array([0.4], np.float32)}
+    outs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feeds)[0] for p in (whole, split)]
+    assert outs[0].shape == (1, 3, 80, 112)
+    np.testing.assert_allclose(outs[1], outs[0], rtol=0, atol=1e-6)

@@ -50,6 +50,77 @@ class _Synthesis(nn.Module):
         return synthesize(self.transform, y_hat, q0)
 
 
+def _skip_zero_taps(path: Path, min_channels: int = 32) -> None:
+    """Rewrite an exported synthesis so each phase of a wide transposed convolution runs only the
+    kernel taps it has.
+
+    A traced SubPixelConvTranspose2d is one taps×taps convolution with s²·C_out channels and a
+    depth-to-space (CRD order). For a 5×5, stride-2 layer the phases have only 3×3, 3×2, 2×3 and
+    2×2 taps, so 36 multiply-adds are spent per 25 useful ones. Here each phase becomes its own
+    convolution without its all-zero edge rows and columns (asymmetric padding keeps the geometry),
+    and the phases are concatenated phase-major for a DCR depth-to-space. Dropping taps that are
+    zero changes no output. Layers with few output channels (the RGB layer) lose more to running
+    s² convolutions than they save, and keep their form.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    weights |= {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
+                if n.op_type == "Constant" and n.attribute[0].name == "value"}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    nodes, dropped = [], set()
+    for node in graph.node:
+        if id(node) in dropped:
+            continue
+        after = consumers.get(node.output[0], [])
+        shuffle = after[0] if len(after) == 1 and after[0].op_type == "DepthToSpace" else None
+        attrs = {a.name: helper.get_attribute_value(a) for a in shuffle.attribute} if shuffle else {}
+        weight = weights.get(node.input[1]) if node.op_type == "Conv" and len(node.input) == 3 else None
+        if shuffle is None or weight is None or attrs.get("mode", b"DCR") != b"CRD" or node.input[2] not in weights:
+            nodes.append(node)
+            continue
+        s = attrs["blocksize"]
+        c_out, c_in, taps = weight.shape[0] // (s * s), weight.shape[1], weight.shape[-1]
+        conv = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        plain = list(conv.get("pads", [])) == [taps // 2] * 4 and conv.get("group", 1) == 1 and \
+            all(list(conv.get(k, [1, 1])) == [1, 1] for k in ("strides", "dilations"))
+        if c_out < min_channels or not plain:
+            nodes.append(node)
+            continue
+        kernels, bias = weight.reshape(c_out, s * s, c_in, taps, taps), weights[node.input[2]].reshape(c_out, s * s)
+        phases = []
+        for phase in range(s * s):
+            k = kernels[:, phase]
+            rows = np.flatnonzero(np.abs(k).sum((0, 1, 3)))
+            cols = np.flatnonzero(np.abs(k).sum((0, 1, 2)))
+            r0, r1, c0, c1 = rows[0], rows[-1], cols[0], cols[-1]
+            name = f"{node.output[0]}_phase{phase}"
+            graph.initializer.extend([numpy_helper.from_array(np.ascontiguousarray(k[:, :, r0:r1 + 1, c0:c1 + 1]), name + "_w"),
+                                      numpy_helper.from_array(np.ascontiguousarray(bias[:, phase]), name + "_b")])
+            centre = taps // 2  # the traced convolution pads by taps // 2 on every side
+            pads = [centre - r0, centre - c0, r1 - centre, c1 - centre]  # top, left, bottom, right
+            nodes.append(helper.make_node("Conv", [node.input[0], name + "_w", name + "_b"], [name], pads=pads))
+            phases.append(name)
+        nodes.append(helper.make_node("Concat", phases, [node.output[0] + "_phases"], axis=1))
+        nodes.append(helper.make_node("DepthToSpace", [node.output[0] + "_phases"], list(shuffle.output), blocksize=s, mode="DCR"))
+        dropped.add(id(shuffle))
+    used = {name for node in nodes for name in node.input} | {o.name for o in graph.output}
+    nodes = [n for n in nodes if n.op_type != "Constant" or n.output[0] in used]  # the replaced kernels
+    del graph.node[:]
+    graph.node.extend(nodes)
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
 def _hyperprior(model_id: str) -> tuple[nn.Module, bytes]:
     from ..models.hyperprior import QualityMapHyperprior
     from ..models.registry import load_model
@@ -83,6 +154,7 @@ def export_synthesis(model_id: str, decoder: str, path: Path) -> None:
     with torch.no_grad():  # builds the sub-pixel kernels once, so the graph holds them as constants
         module(y_hat, q0)  # instead of tracing the hundreds of copies that assemble them
     _export_onnx(module, (y_hat, q0), ["y_hat", "q0"], ["x_hat"], {"y_hat": {2: "h", 3: "w"}}, path)
+    _skip_zero_taps(path)
 
 
 def export_saliency(weights: Path, path: Path) -> None:
