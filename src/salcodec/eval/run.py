@@ -201,12 +201,14 @@ def summarise(rows: list[dict], anchor: str) -> dict:
         curves[label] = curve
     if anchor not in curves:
         raise SalcodecError(f"anchor '{anchor}' is not among the evaluated curves ({', '.join(curves)})")
-    enough = lambda c: len(c["bpp"]) >= 4  # noqa: E731  (a cubic fit per curve)
-    bd = {label: {m: _finite_or_none(bd_rate(curves[anchor]["bpp"], curves[anchor][m], c["bpp"], c[m]))
-                  if enough(c) and enough(curves[anchor]) else None
-                  for m in METRIC_NAMES}
-          for label, c in curves.items()}
-    return {"anchor": anchor, "curves": curves, "bd_rate": bd}
+    base = curves[anchor]
+
+    def bd(curve: dict, metric: str) -> float | None:
+        if min(len(curve["bpp"]), len(base["bpp"])) < 4:  # a cubic fit per curve needs 4 points
+            return None
+        return _finite_or_none(bd_rate(base["bpp"], base[metric], curve["bpp"], curve[metric]))
+    bd_rates = {label: {m: bd(c, m) for m in METRIC_NAMES} for label, c in curves.items()}
+    return {"anchor": anchor, "curves": curves, "bd_rate": bd_rates}
 
 
 def _finite_or_none(value: float) -> float | None:
