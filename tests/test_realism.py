@@ -53,6 +53,7 @@ def test_kid_is_the_unbiased_polynomial_mmd(rng):
     assert realism.kid(rng.normal(size=(300, 5)), rng.normal(0.5, 1.0, size=(300, 5))) > 10 * abs(same)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # scipy about pytorch-fid's sqrtm call
 def test_fid_equals_pytorch_fid_formula(rng):
     from pytorch_fid.fid_score import calculate_frechet_distance
     for n in (12, 60):  # fewer and more samples than dimensions
