@@ -74,9 +74,9 @@ def _skip_zero_taps(path: Path, min_channels: int = 32) -> None:
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    nodes, dropped = [], set()
+    nodes, replaced = [], set()  # outputs of the depth-to-space nodes rewritten with their convolution
     for node in graph.node:
-        if id(node) in dropped:
+        if node.op_type == "DepthToSpace" and node.output[0] in replaced:
             continue
         after = consumers.get(node.output[0], [])
         shuffle = after[0] if len(after) == 1 and after[0].op_type == "DepthToSpace" else None
@@ -90,10 +90,10 @@ def _skip_zero_taps(path: Path, min_channels: int = 32) -> None:
         conv = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         plain = list(conv.get("pads", [])) == [taps // 2] * 4 and conv.get("group", 1) == 1 and \
             all(list(conv.get(k, [1, 1])) == [1, 1] for k in ("strides", "dilations"))
-        if c_out < min_channels or not plain:
+        kernels, bias = weight.reshape(c_out, s * s, c_in, taps, taps), weights[node.input[2]].reshape(c_out, s * s)
+        if c_out < min_channels or not plain or not np.abs(kernels).sum((0, 2, 3, 4)).all():
             nodes.append(node)
             continue
-        kernels, bias = weight.reshape(c_out, s * s, c_in, taps, taps), weights[node.input[2]].reshape(c_out, s * s)
         phases = []
         for phase in range(s * s):
             k = kernels[:, phase]
@@ -109,7 +109,7 @@ def _skip_zero_taps(path: Path, min_channels: int = 32) -> None:
             phases.append(name)
         nodes.append(helper.make_node("Concat", phases, [node.output[0] + "_phases"], axis=1))
         nodes.append(helper.make_node("DepthToSpace", [node.output[0] + "_phases"], list(shuffle.output), blocksize=s, mode="DCR"))
-        dropped.add(id(shuffle))
+        replaced.add(shuffle.output[0])
     used = {name for node in nodes for name in node.input} | {o.name for o in graph.output}
     nodes = [n for n in nodes if n.op_type != "Constant" or n.output[0] in used]  # the replaced kernels
     del graph.node[:]
