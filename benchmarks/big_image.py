@@ -1,6 +1,6 @@
 """A 12-megapixel photo: peak memory of compress and decompress, tiled vs untiled PSNR, seams.
 
-    python benchmarks/big_image.py [--model NAME] [--quality 50]
+    python benchmarks/big_image.py [--model NAME] [--quality 50] [--engine auto|onnx|torch]
 
 The 4000x3000 test image is kodim23 upscaled (bicubic). Compress and decompress run as
 separate `salcodec` processes whose peak RSS is sampled with psutil. The tiled result is
@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--quality", type=float, default=50)
     ap.add_argument("--kodak", default="../shared/data/kodak")
+    ap.add_argument("--engine", default="auto", choices=["auto", "onnx", "torch"], help="coding engine of both commands")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "big.png"
@@ -55,8 +56,8 @@ def main() -> None:
         sgc, png = Path(tmp) / "big.sgc", Path(tmp) / "big.sgc.png"
         base = [sys.executable, "-m", "salcodec"]
         enc_mb, enc_s = peak_rss(base + ["compress", str(big), "-o", str(sgc), "--quality", str(args.quality),
-                                         "--saliency", "none", "--model", args.model])
-        dec_mb, dec_s = peak_rss(base + ["decompress", str(sgc), "-o", str(png)])
+                                         "--saliency", "none", "--model", args.model, "--engine", args.engine])
+        dec_mb, dec_s = peak_rss(base + ["decompress", str(sgc), "-o", str(png), "--engine", args.engine])
         decoded = np.asarray(Image.open(png).convert("RGB"))
         data = sgc.read_bytes()
         tile = unpack(data).header.tile
@@ -71,7 +72,7 @@ def main() -> None:
             border[max(0, edge - 2):edge + 2, :] = True
             border[:, max(0, edge - 2):edge + 2] = True
     print(f"model {args.model}, quality {args.quality:g}, 4000x3000 (kodim23 upscaled), tile side {tile}, "
-          f"{psutil.cpu_count()} CPUs")
+          f"{psutil.cpu_count()} CPUs, --engine {args.engine}")
     print("| step | peak RSS (MB) | wall (s) |\n|---|---|---|")
     print(f"| compress | {enc_mb:.0f} | {enc_s:.1f} |\n| decompress | {dec_mb:.0f} | {dec_s:.1f} |")
     print(f"\nreal bpp {8 * len(data) / image[..., 0].size:.4f}; PSNR whole image {psnr(image, decoded):.2f} dB")

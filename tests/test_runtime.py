@@ -17,11 +17,12 @@ from salcodec.runtime import coder
 from tests.conftest import KODAK, TINY
 
 
-@pytest.mark.parametrize("model_id", [TINY, "default-v4"])
-def test_numpy_hyper_synthesis_gives_the_torch_engines_floats_bit_for_bit(model_id, rng):
+@pytest.mark.parametrize("model_id, shape", [(TINY, (7, 9)), ("default-v4", (7, 9)), ("default-v4", (23, 41))])
+def test_numpy_hyper_synthesis_gives_the_torch_engines_floats_bit_for_bit(model_id, shape, rng):
+    """Also in tiles of hyper-latents (23×41 is above both engines' h_s tiling size)."""
     model, _ = load_model(model_id)
     tables = coder._tables(model_id)
-    z_hat = torch.from_numpy(np.round(rng.normal(0, 4, (1, model.N, 7, 9))).astype(np.float32))
+    z_hat = torch.from_numpy(np.round(rng.normal(0, 4, (1, model.N, *shape))).astype(np.float32))
     scales, means = model.hyper_synthesis(z_hat)
     np_scales, np_means = tables.scales_and_means(z_hat[0].numpy())
     assert np.array_equal(np_scales, scales[0].numpy()) and np.array_equal(np_means, means[0].numpy())
@@ -67,16 +68,35 @@ def test_compress_and_decompress_commands_never_import_torch(tmp_path):
     assert png.is_file()
 
 
-def test_auto_falls_back_to_torch_where_onnx_does_not_apply(kodak_crop, monkeypatch):
-    monkeypatch.setattr(coder, "TILE_ABOVE_PIXELS", 64 * 64)
-    monkeypatch.setattr(codec, "TILE_ABOVE_PIXELS", 64 * 64)
+def test_auto_falls_back_to_torch_where_onnx_does_not_apply(kodak_crop, tmp_path, monkeypatch):
+    from salcodec.models.registry import build_model, export_weights
+    torch.manual_seed(0)
+    export_weights(build_model("bls2017", N=16, M=24).eval(), "bls2017", {"N": 16, "M": 24}, tmp_path / "tiny-bls.pt")
+    monkeypatch.setenv(models.MODEL_PATH_ENV, f"{tmp_path}:{models.weights_dirs()[0]}")
     with pytest.raises(SalcodecError, match="use --engine torch"):
-        api.compress(kodak_crop, 50, "none", model=TINY, engine="onnx")
-    tiled = api.compress(kodak_crop, 50, "none", model=TINY)  # auto: the torch engine tiles it
-    assert codec.bitstream.unpack(tiled).header.tile
+        api.compress(kodak_crop, 50, "none", model="tiny-bls", engine="onnx")
+    data = api.compress(kodak_crop, 50, "none", model="tiny-bls")  # auto: the torch engine codes it
     with pytest.raises(SalcodecError, match="use --engine torch"):
-        api.decompress(tiled, engine="onnx")
-    assert api.decompress(tiled).shape == kodak_crop.shape
+        api.decompress(data, engine="onnx")
+    assert api.decompress(data).shape == kodak_crop.shape
+
+
+def test_tiled_images_code_on_both_engines_alike(monkeypatch):
+    """Above the tiling size both engines code in tiles of the same geometry (here 256-px tiles of
+    a whole Kodak image); each reads the other's files, pixels equal but for float rounding."""
+    from PIL import Image
+    image = np.asarray(Image.open(KODAK / "kodim23.png").convert("RGB"))
+    for module in (coder, codec):
+        monkeypatch.setattr(module, "TILE_ABOVE_PIXELS", 64 * 64)
+    monkeypatch.setattr(coder, "TILE_SIDE", 256)
+    monkeypatch.setattr(codec, "TILE_SIDE", 256)
+    files = {engine: api.compress(image, 50, "none", model=TINY, engine=engine) for engine in ("onnx", "torch")}
+    assert codec.bitstream.unpack(files["onnx"]).header.tile == 256
+    assert abs(len(files["onnx"]) - len(files["torch"])) <= 0.01 * len(files["torch"])
+    for data in files.values():
+        a, b = api.decompress(data, engine="onnx"), api.decompress(data, engine="torch")
+        diff = np.abs(a.astype(int) - b.astype(int))
+        assert a.shape == image.shape and diff.max() <= 1 and (diff > 0).mean() < 1e-3
 
 
 def test_unwritable_cache_falls_back_under_auto(kodak_crop, tmp_path, monkeypatch):

@@ -136,6 +136,8 @@ class QualityMapHyperprior(nn.Module):
     variable_rate = True
     ANALYSIS_HALO = 64  # pixels; g_a sees 30 px to each side (61 px wide), the quality pyramid 15
     SYNTHESIS_HALO = 64  # pixels (4 latents); g_s reaches about 2 latents to each side
+    # h_a unfolds y (about 330 MB at 12 megapixels): tiles of 64 latents, halo 16
+    HYPER_ANALYSIS_TILE, HYPER_ANALYSIS_HALO = 64, 16
 
     def __init__(self, N: int = 128, M: int = 192, cond: int = 32):
         super().__init__()
@@ -246,8 +248,9 @@ class QualityMapHyperprior(nn.Module):
                             self.ANALYSIS_HALO, 1 / 16)
         else:
             y, cond = analyze(encoder, to_unit(x), quality_map, q0)
-        if tile:  # h_a unfolds y (about 330 MB at 12 megapixels): tiles of 64 latents, halo 16
-            (z,) = tiled(lambda t, c: (hyper_analyze(encoder, t, c),), (y, cond), 64, 16, 1 / 4)
+        if tile:
+            (z,) = tiled(lambda t, c: (hyper_analyze(encoder, t, c),), (y, cond), self.HYPER_ANALYSIS_TILE,
+                         self.HYPER_ANALYSIS_HALO, 1 / 4)
         else:
             z = hyper_analyze(encoder, y, cond)
         z_strings = self.entropy_bottleneck.compress(z)

@@ -3,17 +3,25 @@
 Each tile is processed together with a border of its neighbours (the halo) wider than the
 transform's receptive field, and only the tile's own part of the output is kept. The stitched
 result equals the untiled one up to floating-point rounding (exactly, for integer arithmetic),
-so tile borders leave no seams.
+so tile borders leave no seams. It takes torch tensors (the torch engine) or numpy arrays (the
+onnx engine, which never imports torch) alike.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
-import torch
+import numpy as np
+
+Array = Any  # a torch.Tensor or a numpy.ndarray
 
 
-def tiled(fn: Callable[..., tuple[torch.Tensor, ...]], inputs: Sequence[torch.Tensor], tile: int, halo: int,
-          scale: float) -> tuple[torch.Tensor, ...]:
+def _empty(like: Array, shape: tuple[int, ...]) -> Array:
+    return like.new_empty(shape) if hasattr(like, "new_empty") else np.empty(shape, like.dtype)
+
+
+def tiled(fn: Callable[..., tuple[Array, ...]], inputs: Sequence[Array], tile: int, halo: int,
+          scale: float) -> tuple[Array, ...]:
     """Apply `fn` to same-sized 1×C×H×W `inputs` in tiles of `tile`×`tile` input pixels with a `halo`.
 
     `fn` gets the crops of every input and returns tensors whose spatial size is the input's
@@ -22,7 +30,7 @@ def tiled(fn: Callable[..., tuple[torch.Tensor, ...]], inputs: Sequence[torch.Te
     or transformed, so inputs can stay compact (uint8 pixels) and outputs can be compact too.
     """
     h, w = inputs[0].shape[-2:]
-    outputs: list[torch.Tensor] | None = None
+    outputs: list[Array] | None = None
     for y0 in range(0, h, tile):
         for x0 in range(0, w, tile):
             y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
@@ -30,7 +38,7 @@ def tiled(fn: Callable[..., tuple[torch.Tensor, ...]], inputs: Sequence[torch.Te
             ha1, wa1 = min(h, y1 + halo), min(w, x1 + halo)
             parts = fn(*(t[..., ha0:ha1, wa0:wa1] for t in inputs))
             if outputs is None:
-                outputs = [p.new_empty(p.shape[:2] + (round(h * scale), round(w * scale))) for p in parts]
+                outputs = [_empty(p, tuple(p.shape[:2]) + (round(h * scale), round(w * scale))) for p in parts]
             for out, part in zip(outputs, parts):
                 oy, ox = round((y0 - ha0) * scale), round((x0 - wa0) * scale)
                 th, tw = round((y1 - y0) * scale), round((x1 - x0) * scale)

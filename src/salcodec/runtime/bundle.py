@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 CACHE_ENV = "SALCODEC_CACHE"
-BUNDLE_VERSION = 2  # raise when a part's contents change (2: synthesis phases without zero taps)
+BUNDLE_VERSION = 3  # raise when a part's contents change (2: synthesis phases without zero taps; 3: tiling in the tables)
 
 
 class NotSupported(Exception):

@@ -2,9 +2,9 @@
 numpy the exact hyper-synthesis and the table choice, CompressAI's compiled rANS coder the streams.
 
 Every step mirrors codec/codec.py and models/hyperprior.py (the torch engine) and writes the same
-format; the parts come from the model's bundle (bundle.py). What this engine does not handle —
-other model families, tiled (very large) images — raises NotSupported, and the caller uses the
-torch engine instead.
+format; the parts come from the model's bundle (bundle.py). Images above the tiling size are
+coded tile by tile with the torch engine's geometry (models/tiling.py). What this engine does not
+handle — other model families — raises NotSupported, and the caller uses the torch engine instead.
 """
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from ..codec import bitstream
-from ..codec.encoded import TILE_ABOVE_PIXELS, Encoded, pad_to_stride, padded_size
+from ..codec.encoded import TILE_ABOVE_PIXELS, TILE_SIDE, Encoded, pad_to_stride, padded_size
+from ..codec.memory import return_large_blocks_to_the_system
 from ..codec.quality import q0_byte, quality_map, quality_to_q0
 from ..errors import SalcodecError
 from ..models import DECODERS, ENCODERS, model_file, transform_file
+from ..models.tiling import tiled
 from .bundle import NotSupported, ensure_part
 from .exact import ExactHyperSynthesis
 
@@ -82,9 +84,17 @@ class Tables:
         self.eb_lists = tuple(a.tolist() for a in self.eb)
         self.gc_lists = tuple(a.tolist() for a in self.gc)
         self.h_s = ExactHyperSynthesis(arrays)
+        (self.analysis_halo, self.hyper_analysis_tile, self.hyper_analysis_halo, self.synthesis_halo,
+         self.h_s_tile, self.h_s_halo) = (int(v) for v in arrays["tiling"])
 
     def scales_and_means(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = self.h_s(z_hat)
+        """h_s, in tiles of hyper-latents on big images (its float64 unfolding would take about 1 GB
+        at 12 megapixels); the arithmetic being exact, tiles change no bit."""
+        if max(z_hat.shape[-2:]) <= self.h_s_tile + self.h_s_halo:
+            out = self.h_s(z_hat)
+        else:
+            (out,) = tiled(lambda t: (self.h_s(t[0])[None],), (z_hat[None],), self.h_s_tile, self.h_s_halo, 4)
+            out = out[0]
         return out[: self.M], out[self.M:]
 
     def scale_indexes(self, scales: np.ndarray) -> np.ndarray:
@@ -128,13 +138,15 @@ def _second_sources(model_id: str, kind: str, role: str, kinds: tuple[str, ...])
     return sources
 
 
-def _analysis(model_id: str, encoder: str):
+def _analysis(model_id: str, encoder: str, stage: str = "whole"):
+    """The analysis graph: g_a and h_a in one ('whole'), or either alone for tiles ('g_a', 'h_a')."""
     sources = _second_sources(model_id, encoder, "encoder", ENCODERS)
 
     def build(tmp: Path) -> None:
         from .export import export_analysis
-        export_analysis(model_id, encoder, tmp)
-    return _session(ensure_part(f"analysis-{encoder}", sources, ".onnx", build))
+        export_analysis(model_id, encoder, tmp, stage)
+    role = f"analysis-{encoder}" if stage == "whole" else f"analysis-{stage}-{encoder}"
+    return _session(ensure_part(role, sources, ".onnx", build))
 
 
 def _synthesis(model_id: str, decoder: str):
@@ -144,6 +156,11 @@ def _synthesis(model_id: str, decoder: str):
         from .export import export_synthesis
         export_synthesis(model_id, decoder, tmp)
     return _session(ensure_part(f"synthesis-{decoder}", sources, ".onnx", build))
+
+
+def _unit(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels to the transforms' floats in [0, 1]."""
+    return pixels.astype(np.float32) / np.float32(255)
 
 
 def _table_bits(symbols: np.ndarray, indexes: np.ndarray, tables: tuple[np.ndarray, ...]) -> float:
@@ -157,18 +174,23 @@ def _table_bits(symbols: np.ndarray, indexes: np.ndarray, tables: tuple[np.ndarr
 
 def encode(image: np.ndarray, quality: float, saliency: np.ndarray | None, strength: float, model_id: str,
            encoder: str = "default") -> Encoded:
-    """As codec.encode, for images that need no tiles."""
+    """As codec.encode."""
     tables = _tables(model_id)
     h, w = image.shape[:2]
-    x = pad_to_stride(np.asarray(image, np.uint8), tables.stride)
-    if x.shape[0] * x.shape[1] > TILE_ABOVE_PIXELS:
-        raise NotSupported("images above the tiling size are coded by the torch engine")
+    x = pad_to_stride(np.asarray(image, np.uint8), tables.stride).transpose(2, 0, 1)[None]  # uint8 until a tile needs it
     q = quality_map((h, w), quality_to_q0(quality), saliency, strength)
     q0 = q0_byte(q)
-    y, z = _analysis(model_id, encoder).run(None, {
-        "x": (x.astype(np.float32) / np.float32(255)).transpose(2, 0, 1)[None],
-        "quality_map": pad_to_stride(q, tables.stride)[None, None].astype(np.float32),
-        "q0": np.array([q0 / 255.0], np.float32)})
+    q_map, q0_in = pad_to_stride(q, tables.stride)[None, None].astype(np.float32), np.array([q0 / 255.0], np.float32)
+    tile = TILE_SIDE if x.shape[-2] * x.shape[-1] > TILE_ABOVE_PIXELS else 0
+    if tile:
+        return_large_blocks_to_the_system()
+        g_a, h_a = _analysis(model_id, encoder, "g_a"), _analysis(model_id, encoder, "h_a")
+        y, cond = tiled(lambda t, qt: g_a.run(None, {"x": _unit(t), "quality_map": np.ascontiguousarray(qt), "q0": q0_in}),
+                        (x, q_map), tile, tables.analysis_halo, 1 / 16)
+        (z,) = tiled(lambda t, c: h_a.run(None, {"y": np.ascontiguousarray(t), "cond": np.ascontiguousarray(c)}),
+                     (y, cond), tables.hyper_analysis_tile, tables.hyper_analysis_halo, 1 / 4)
+    else:
+        y, z = _analysis(model_id, encoder).run(None, {"x": _unit(x), "quality_map": q_map, "q0": q0_in})
     y, z = y[0], z[0]
     encoder_cls, _ = _rans()
     z_symbols = np.round(z - tables.medians[:, None, None]).astype(np.int32).reshape(-1)
@@ -181,7 +203,7 @@ def encode(image: np.ndarray, quality: float, saliency: np.ndarray | None, stren
     y_string = encoder_cls().encode_with_indexes(y_symbols.tolist(), y_indexes.tolist(), *tables.gc_lists)
     est_bits = _table_bits(z_symbols, z_indexes, tables.eb) + _table_bits(y_symbols, y_indexes, tables.gc)
     flags = bitstream.FLAG_SPATIAL_QUALITY if saliency is not None and strength != 0 else 0
-    header = bitstream.Header(model_id, tables.digest, h, w, q0, flags, 0)
+    header = bitstream.Header(model_id, tables.digest, h, w, q0, flags, tile)
     return Encoded(bitstream.pack(bitstream.Container(header, [y_string, z_string])), h, w, est_bits)
 
 
@@ -192,7 +214,7 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder:
     container = bitstream.unpack(data, max_pixels=max_pixels)
     head = container.header
     tables = _tables(head.model_id)
-    if head.digest != tables.digest or len(container.streams) != 2 or head.tile:
+    if head.digest != tables.digest or len(container.streams) != 2:
         raise NotSupported("file needs the torch engine's checks")
     synthesis = _synthesis(head.model_id, decoder)
     y_string, z_string = container.streams
@@ -211,10 +233,18 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder:
     except (RuntimeError, ValueError) as exc:
         raise SalcodecError(f"corrupt file (entropy decoding failed: {exc})") from None
     y_hat = np.asarray(y_symbols, np.float32).reshape(means.shape) + means
-    (x_hat,) = synthesis.run(None, {"y_hat": y_hat[None], "q0": np.array([head.q0 / 255.0], np.float32)})
-    # a forged file's latents can drive the synthesis to NaN: 0, as the torch engine's cast gives
-    pixels = np.round(np.clip(np.nan_to_num(x_hat[0], nan=0.0), 0, 1) * np.float32(255)).astype(np.uint8)
-    return np.ascontiguousarray(pixels[:, : head.height, : head.width].transpose(1, 2, 0))
+    q0_in = np.array([head.q0 / 255.0], np.float32)
+
+    def pixels_of(latents: np.ndarray) -> tuple[np.ndarray]:
+        (x_hat,) = synthesis.run(None, {"y_hat": np.ascontiguousarray(latents), "q0": q0_in})
+        # a forged file's latents can drive the synthesis to NaN: 0, as the torch engine's cast gives
+        return (np.round(np.clip(np.nan_to_num(x_hat, nan=0.0), 0, 1) * np.float32(255)).astype(np.uint8),)
+    if head.tile:
+        return_large_blocks_to_the_system()
+        (pixels,) = tiled(pixels_of, (y_hat[None],), head.tile // 16, tables.synthesis_halo // 16, 16)
+    else:
+        (pixels,) = pixels_of(y_hat[None])
+    return np.ascontiguousarray(pixels[0, :, : head.height, : head.width].transpose(1, 2, 0))
 
 
 def predict_saliency(image: np.ndarray) -> np.ndarray:

@@ -40,6 +40,26 @@ class _Analysis(nn.Module):
         return y, hyper_analyze(self.transform, y, cond)
 
 
+class _AnalysisTransform(nn.Module):
+    def __init__(self, transform: nn.Module):
+        super().__init__()
+        self.transform = transform
+
+    def forward(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from ..models.hyperprior import analyze
+        return analyze(self.transform, x, quality_map, q0)
+
+
+class _HyperAnalysis(nn.Module):
+    def __init__(self, transform: nn.Module):
+        super().__init__()
+        self.transform = transform
+
+    def forward(self, y: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        from ..models.hyperprior import hyper_analyze
+        return hyper_analyze(self.transform, y, cond)
+
+
 class _Synthesis(nn.Module):
     def __init__(self, transform: nn.Module):
         super().__init__()
@@ -130,8 +150,10 @@ def _hyperprior(model_id: str) -> tuple[nn.Module, bytes]:
     return model, digest
 
 
-def export_analysis(model_id: str, encoder: str, path: Path) -> None:
-    """g_a and h_a: image x (1×3×H×W in [0, 1]), quality map (1×1×H×W), q0 (1) → latents y, z."""
+def export_analysis(model_id: str, encoder: str, path: Path, stage: str = "whole") -> None:
+    """g_a and h_a, as one graph for whole images (stage 'whole': image x (1×3×H×W in [0, 1]),
+    quality map (1×1×H×W), q0 (1) → latents y, z) or as the two graphs tiled coding runs tile by
+    tile (stage 'g_a': the same inputs → y and the quality features `cond`; stage 'h_a': y, cond → z)."""
     model, _ = _hyperprior(model_id)
     transform = model
     if encoder != "default":
@@ -139,7 +161,17 @@ def export_analysis(model_id: str, encoder: str, path: Path) -> None:
         transform = load_encoder(model_id, encoder)
     x, q, q0 = torch.rand(1, 3, 128, 128), torch.full((1, 1, 128, 128), 0.5), torch.tensor([0.5])
     free = {"x": {2: "height", 3: "width"}, "quality_map": {2: "height", 3: "width"}}
-    _export_onnx(_Analysis(transform), (x, q, q0), ["x", "quality_map", "q0"], ["y", "z"], free, path)
+    if stage == "whole":
+        _export_onnx(_Analysis(transform), (x, q, q0), ["x", "quality_map", "q0"], ["y", "z"], free, path)
+    elif stage == "g_a":
+        _export_onnx(_AnalysisTransform(transform), (x, q, q0), ["x", "quality_map", "q0"], ["y", "cond"], free, path)
+    elif stage == "h_a":
+        with torch.no_grad():
+            y, cond = _AnalysisTransform(transform).eval()(x, q, q0)
+        free = {"y": {2: "h", 3: "w"}, "cond": {2: "h", 3: "w"}}
+        _export_onnx(_HyperAnalysis(transform), (y, cond), ["y", "cond"], ["z"], free, path)
+    else:
+        raise ValueError(f"unknown analysis stage '{stage}'")
 
 
 def export_synthesis(model_id: str, decoder: str, path: Path) -> None:
@@ -179,6 +211,9 @@ def export_tables(model_id: str, path: Path) -> None:
         "gc_offset": gc._offset.numpy(), "gc_scale_bound": gc.lower_bound_scale.bound.reshape(()).numpy(),
         "gc_boundaries": torch.sqrt(table[:-1] * table[1:]).numpy(),  # as scale_indexes computes them
         "h_s_input_frac_bits": np.array(exact.INPUT_FRAC_BITS), "h_s_act_frac_bits": np.array(exact.ACT_FRAC_BITS),
+        # tiled coding (images above codec/encoded.TILE_ABOVE_PIXELS): the torch engine's geometry
+        "tiling": np.array([model.ANALYSIS_HALO, model.HYPER_ANALYSIS_TILE, model.HYPER_ANALYSIS_HALO,
+                            model.SYNTHESIS_HALO, exact.TILE_Z, exact.HALO_Z]),
     }
     layers = exact.ExactHyperSynthesis(model.h_s).layers
     arrays["h_s_layers"] = np.array(len(layers))
