@@ -8,7 +8,9 @@ constants that pick a latent's table, all copied from the loaded model, not reco
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,45 +31,23 @@ def _export_onnx(module: nn.Module, inputs: tuple[torch.Tensor, ...], input_name
                           output_names=output_names, dynamic_axes=free_axes, opset_version=17)
 
 
-class _Analysis(nn.Module):
-    def __init__(self, transform: nn.Module):
+class _Stage(nn.Module):
+    """A stage of a model's coding path as a module the exporter can trace: `step(transform, *inputs)`
+    with `step` one of models/hyperprior's functions and `transform` the module whose layers it uses."""
+
+    def __init__(self, transform: nn.Module, step: Callable[..., Any]):
         super().__init__()
-        self.transform = transform
+        self.transform, self.step = transform, step
 
-    def forward(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from ..models.hyperprior import analyze, hyper_analyze
-        y, cond = analyze(self.transform, x, quality_map, q0)
-        return y, hyper_analyze(self.transform, y, cond)
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        return self.step(self.transform, *inputs)
 
 
-class _AnalysisTransform(nn.Module):
-    def __init__(self, transform: nn.Module):
-        super().__init__()
-        self.transform = transform
-
-    def forward(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from ..models.hyperprior import analyze
-        return analyze(self.transform, x, quality_map, q0)
-
-
-class _HyperAnalysis(nn.Module):
-    def __init__(self, transform: nn.Module):
-        super().__init__()
-        self.transform = transform
-
-    def forward(self, y: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        from ..models.hyperprior import hyper_analyze
-        return hyper_analyze(self.transform, y, cond)
-
-
-class _Synthesis(nn.Module):
-    def __init__(self, transform: nn.Module):
-        super().__init__()
-        self.transform = transform
-
-    def forward(self, y_hat: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
-        from ..models.hyperprior import synthesize
-        return synthesize(self.transform, y_hat, q0)
+def _whole_analysis(transform: nn.Module, x: torch.Tensor, quality_map: torch.Tensor,
+                    q0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    from ..models.hyperprior import analyze, hyper_analyze
+    y, cond = analyze(transform, x, quality_map, q0)
+    return y, hyper_analyze(transform, y, cond)
 
 
 def _skip_zero_taps(path: Path, min_channels: int = 32) -> None:
@@ -161,15 +141,16 @@ def export_analysis(model_id: str, encoder: str, path: Path, stage: str = "whole
         transform = load_encoder(model_id, encoder)
     x, q, q0 = torch.rand(1, 3, 128, 128), torch.full((1, 1, 128, 128), 0.5), torch.tensor([0.5])
     free = {"x": {2: "height", 3: "width"}, "quality_map": {2: "height", 3: "width"}}
+    from ..models.hyperprior import analyze, hyper_analyze
     if stage == "whole":
-        _export_onnx(_Analysis(transform), (x, q, q0), ["x", "quality_map", "q0"], ["y", "z"], free, path)
+        _export_onnx(_Stage(transform, _whole_analysis), (x, q, q0), ["x", "quality_map", "q0"], ["y", "z"], free, path)
     elif stage == "g_a":
-        _export_onnx(_AnalysisTransform(transform), (x, q, q0), ["x", "quality_map", "q0"], ["y", "cond"], free, path)
+        _export_onnx(_Stage(transform, analyze), (x, q, q0), ["x", "quality_map", "q0"], ["y", "cond"], free, path)
     elif stage == "h_a":
         with torch.no_grad():
-            y, cond = _AnalysisTransform(transform).eval()(x, q, q0)
+            y, cond = analyze(transform.eval(), x, q, q0)
         free = {"y": {2: "h", 3: "w"}, "cond": {2: "h", 3: "w"}}
-        _export_onnx(_HyperAnalysis(transform), (y, cond), ["y", "cond"], ["z"], free, path)
+        _export_onnx(_Stage(transform, hyper_analyze), (y, cond), ["y", "cond"], ["z"], free, path)
     else:
         raise ValueError(f"unknown analysis stage '{stage}'")
 
@@ -182,7 +163,8 @@ def export_synthesis(model_id: str, decoder: str, path: Path) -> None:
         from ..models.transforms import load_decoder
         transform = load_decoder(model_id, decoder)
     y_hat, q0 = torch.round(torch.randn(1, model.M, 8, 8)), torch.tensor([0.5])
-    module = _Synthesis(transform).eval()
+    from ..models.hyperprior import synthesize
+    module = _Stage(transform, synthesize).eval()
     with torch.no_grad():  # builds the sub-pixel kernels once, so the graph holds them as constants
         module(y_hat, q0)  # instead of tracing the hundreds of copies that assemble them
     _export_onnx(module, (y_hat, q0), ["y_hat", "q0"], ["x_hat"], {"y_hat": {2: "h", 3: "w"}}, path)
