@@ -34,7 +34,7 @@ def set_threads(count: int | None) -> None:
         _session.cache_clear()
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)  # every graph one process may use: 3 analysis forms × 2 encoders, 3 decoders, saliency
 def _session(path: Path):
     try:
         import onnxruntime as ort
