@@ -111,7 +111,7 @@ def main() -> None:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.model is None:
-        from salcodec.models.registry import DEFAULT_MODEL
+        from salcodec.models import DEFAULT_MODEL  # torch-free: workers of classic codecs stay lean
         args.model = DEFAULT_MODEL
     images = sorted(Path(args.kodak).glob("*.png"))[: args.images]
     if args.worker:

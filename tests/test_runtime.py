@@ -17,7 +17,8 @@ from salcodec.runtime import coder
 from tests.conftest import KODAK, TINY
 
 
-@pytest.mark.parametrize("model_id, shape", [(TINY, (7, 9)), ("default-v4", (7, 9)), ("default-v4", (23, 41))])
+@pytest.mark.parametrize("model_id, shape", [(TINY, (7, 9)), ("default-v4", (7, 9)), ("default-v4-lite", (7, 9)),
+                                             ("default-v4-lite", (23, 41))])
 def test_numpy_hyper_synthesis_gives_the_torch_engines_floats_bit_for_bit(model_id, shape, rng):
     """Also in tiles of hyper-latents (23×41 is above both engines' h_s tiling size)."""
     model, _ = load_model(model_id)

@@ -63,6 +63,18 @@ def test_shipped_fast_encoder_writes_files_within_a_db_of_the_default_encoder(ko
     assert psnr(kodak_crop, codec.decode(fast.data, decoder="fast")) > fast_psnr - 1.0
 
 
+def test_shipped_lite_model_codes_like_default_v4_and_uses_its_second_transforms(kodak_crop):
+    """default-v4-lite is default-v4 with a lighter h_s retrained for rate: the same latents, so
+    the same pixels up to rounding around other means, in about as many bits (+0.5 % BD-rate on
+    Kodak); default-v4's fast encoder and decoders serve it. A wrong h_s would cost far more."""
+    v4, lite = (codec.encode(kodak_crop, 50, None, 0.0, model_name=m) for m in ("default-v4", "default-v4-lite"))
+    assert bitstream.unpack(lite.data).header.model_id == "default-v4-lite"
+    assert abs(lite.bpp / v4.bpp - 1) < 0.03
+    assert abs(psnr(kodak_crop, codec.decode(lite.data)) - psnr(kodak_crop, codec.decode(v4.data))) < 0.1
+    fast = codec.encode(kodak_crop, 50, None, 0.0, model_name="default-v4-lite", encoder="fast")
+    assert psnr(kodak_crop, codec.decode(fast.data, decoder="fast")) > psnr(kodak_crop, codec.decode(lite.data)) - 1.0
+
+
 def test_bpp_target_is_reached_within_3_percent(kodak_crop):
     low = codec.encode(kodak_crop, 0, None, 0.0).bpp
     high = codec.encode(kodak_crop, 100, None, 0.0).bpp

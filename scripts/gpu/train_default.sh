@@ -6,7 +6,7 @@
 #   usage: bash scripts/gpu/train_default.sh [CONFIG] [WEIGHTS] [HARD_LIMIT_S]
 set -uo pipefail
 config=${1:-configs/default-v4.yaml}
-weights=${2:-src/salcodec/models/weights/default-v3.pt}
+weights=${2:-src/salcodec/models/weights/default-v4.pt}
 hard_limit=${3:-560}
 out=${OUT:-runs/gpu-out}
 mkdir -p "$out"

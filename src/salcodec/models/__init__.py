@@ -13,6 +13,10 @@ DECODERS = ("mse", "gan", "fast")  # the model's own synthesis first, then secon
 ENCODERS = ("default", "fast")  # the model's own analysis first, then second encoders
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODEL_PATH_ENV = "SALCODEC_MODEL_PATH"  # extra folders of <id>.pt files, searched before the package
+# A model whose hyper-synthesis alone was retrained (train/hyper_synthesis.py) keeps the latents of
+# the model it came from: that model's second encoders and decoders serve it too
+# (transforms.py checks that every weight outside h_s is the same).
+SHARES_TRANSFORMS_OF = {"default-v4-lite": "default-v4"}
 
 
 def weights_dirs() -> list[Path]:
@@ -33,10 +37,12 @@ def model_file(name: str) -> Path | None:
 
 def transform_file(base_id: str, kind: str, role: str = "decoder") -> Path | None:
     """The `kind` decoder or encoder file for model `base_id` (models/transforms.py) in the first
-    weights folder that has one: `<kind>/<id>.pt` for decoders, `<kind>-encoder/<id>.pt` for encoders."""
+    weights folder that has one: `<kind>/<id>.pt` for decoders, `<kind>-encoder/<id>.pt` for encoders;
+    failing that, the file of the model whose transforms `base_id` shares."""
     folder_name = kind if role == "decoder" else f"{kind}-{role}"
-    for folder in weights_dirs():
-        path = folder / folder_name / f"{base_id}.pt"
-        if path.is_file():
-            return path
+    for owner in (base_id, SHARES_TRANSFORMS_OF.get(base_id)):
+        for folder in weights_dirs() if owner else []:
+            path = folder / folder_name / f"{owner}.pt"
+            if path.is_file():
+                return path
     return None

@@ -67,6 +67,15 @@ def synthesize(transform: nn.Module, y_hat: torch.Tensor, q0: torch.Tensor) -> t
     return transform.g_s[3](h)
 
 
+def hyper_synthesis_layers(N: int, M: int, widths: tuple[int, int], kernel: int) -> nn.Sequential:
+    """h_s: two stride-2 deconvolutions `widths` wide and a stride-1 convolution to the 2M means and
+    scales. Minnen et al. 2018 use widths (M, 3M/2) and kernel 3; the narrow form of a retrained
+    h_s (train/hyper_synthesis.py) costs a quarter of their exact float64 arithmetic."""
+    return nn.Sequential(deconv(N, widths[0]), nn.LeakyReLU(inplace=True),
+                         deconv(widths[0], widths[1]), nn.LeakyReLU(inplace=True),
+                         conv(widths[1], M * 2, kernel, 1))
+
+
 def analysis_layers(M: int, N: int, widths: tuple[int, int, int], cond: int) -> dict[str, nn.Module]:
     """g_a's and h_a's layers: g_a's three hidden layers `widths` channels wide (four stride-2
     convolutions, GDN and SFT between them), h_a at the model's N (its output, z, has N
@@ -139,17 +148,13 @@ class QualityMapHyperprior(nn.Module):
     # h_a unfolds y (about 330 MB at 12 megapixels): tiles of 64 latents, halo 16
     HYPER_ANALYSIS_TILE, HYPER_ANALYSIS_HALO = 64, 16
 
-    def __init__(self, N: int = 128, M: int = 192, cond: int = 32):
+    def __init__(self, N: int = 128, M: int = 192, cond: int = 32, hyper_widths: tuple[int, int] | None = None,
+                 hyper_kernel: int = 3):
         super().__init__()
         self.N, self.M = N, M
         for name, module in analysis_layers(M, N, (N, N, N), cond).items():
             setattr(self, name, module)
-
-        self.h_s = nn.Sequential(
-            deconv(N, M), nn.LeakyReLU(inplace=True),
-            deconv(M, M * 3 // 2), nn.LeakyReLU(inplace=True),
-            conv(M * 3 // 2, M * 2, 3, 1),
-        )
+        self.h_s = hyper_synthesis_layers(N, M, tuple(hyper_widths or (M, M * 3 // 2)), hyper_kernel)
 
         # gain units (Cui et al. 2021): the quality map scales the latents before quantization, so one
         # model spans the rate range from the first step; the decoder undoes the gain of the global q0

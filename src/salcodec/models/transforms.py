@@ -78,15 +78,21 @@ def load_encoder(base_id: str, kind: str) -> AnalysisTransform:
     return _load_cached(base_id, kind, "encoder", path.resolve(), path.stat().st_mtime_ns)
 
 
+def _outside_hyper_synthesis(model: nn.Module) -> bytes:
+    """Digest of a model's weights but h_s: what its second transforms depend on."""
+    from .registry import weights_digest
+    return weights_digest({k: v for k, v in model.state_dict().items() if not k.startswith("h_s.")})
+
+
 @lru_cache(maxsize=4)
 def _load_cached(base_id: str, kind: str, role: str, path: Path, mtime_ns: int) -> nn.Module:
     from .registry import load_model
-    base, digest = load_model(base_id)
+    base, base_digest = load_model(base_id)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if blob.get("kind") != f"{kind}-{role}":
             raise KeyError("kind")
-        trained_on = bytes.fromhex(blob["base_digest"])
+        trained_on, owner_id = bytes.fromhex(blob["base_digest"]), blob["base_model"]
         state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
         if role == "decoder":
             transform = SynthesisTransform(base.M, int(state["g_s.0.bias"].numel()))
@@ -95,9 +101,13 @@ def _load_cached(base_id: str, kind: str, role: str, path: Path, mtime_ns: int) 
             transform = AnalysisTransform(base.M, base.N, widths, int(state["quality_pyramid.downs.0.0.bias"].numel()))
     except (OSError, KeyError, ValueError, RuntimeError, EOFError) as exc:
         raise SalcodecError(f"cannot load {kind} {role} {path}: {exc}") from None
-    if trained_on != digest:
-        raise SalcodecError(f"{kind} {role} {path} was trained for other weights of '{base_id}' "
-                            f"(digest {trained_on.hex()}, installed {digest.hex()})")
+    owner, owner_digest = (base, base_digest) if owner_id == base_id else load_model(owner_id)
+    if trained_on != owner_digest:
+        raise SalcodecError(f"{kind} {role} {path} was trained for other weights of '{owner_id}' "
+                            f"(digest {trained_on.hex()}, installed {owner_digest.hex()})")
+    if owner is not base and _outside_hyper_synthesis(owner) != _outside_hyper_synthesis(base):
+        raise SalcodecError(f"{kind} {role} {path} of '{owner_id}' does not fit model '{base_id}': "
+                            "their weights differ outside the hyper-synthesis")
     if not getattr(base, "variable_rate", False) or set(state) != set(transform.state_dict()):
         raise SalcodecError(f"{kind} {role} {path} does not fit model '{base_id}'")
     transform.load_state_dict(state)

@@ -106,7 +106,8 @@ def train(config_path: Path, init: Path | None = None, max_steps: int | None = N
     A config of family `gan-decoder` trains a generative decoder for a shipped model, one of
     family `gan-extreme` an extreme-rate GAN codec (both in gan.py), one of family `fast-decoder`
     a narrower decoder for a shipped model's files (fast_decoder.py), one of family `fast-encoder`
-    a narrower encoder writing them (fast_encoder.py).
+    a narrower encoder writing them (fast_encoder.py), one of family `hyper-synthesis` a shipped
+    model with its h_s retrained for rate alone (hyper_synthesis.py).
     A config with `train.lambdas` describes a ladder of fixed-rate models: rung 0 trains from
     scratch for `steps`, every other rung is fine-tuned from rung 0 for `finetune_steps`; each
     rung is exported to `<out_dir>/models/<name>-l<i>.pt` (usable with SALCODEC_MODEL_PATH).
@@ -125,6 +126,9 @@ def train(config_path: Path, init: Path | None = None, max_steps: int | None = N
     if cfg["model"]["family"] == "fast-encoder":
         from .fast_encoder import train_fast_encoder
         return train_fast_encoder(cfg, max_steps)
+    if cfg["model"]["family"] == "hyper-synthesis":
+        from .hyper_synthesis import train_hyper_synthesis
+        return train_hyper_synthesis(cfg, max_steps)
     if cfg["model"]["family"] == "gan-extreme":
         from .gan import train_gan_extreme
         return train_gan_extreme(cfg, max_steps, init)

@@ -1,0 +1,214 @@
+"""`salcodec train` for a model's hyper-synthesis alone: refit at full width, or narrower for speed.
+
+h_s turns the hyper-latents ẑ into the Gaussian means and scales by which y is range-coded: it
+sets the rate, not the picture. Coding runs it in exact float64 integer arithmetic (models/exact.py),
+which made it a fixed ~70 ms of every Kodak compress and decompress. With g_a, h_a, the entropy
+bottleneck and g_s frozen, the latents y and ẑ of a training crop never change, so they are
+computed once (the hyper cache) and training minimises only the rate of y under the new h_s —
+small convolutions on 1/64-size tensors, hundreds of steps per minute on a CPU, with batches far
+larger than the whole model's training could afford.
+
+The result is a new model: its files carry other means and scales, so the base model's decoder
+cannot read them, but y means what it meant, so every decoder of the base model (mse, gan, fast)
+reconstructs the new model's latents as well as the base model's. The cache may mix latents of
+several encoders of the base model (`encoders: [default, fast]`), so one h_s serves them all.
+The monitor reports the rate of y on cached held-out crops (BSDS500 `test/`, never trained on),
+coded as files code it (rounding around the means, the 64-level scale table), next to the base
+model's h_s on the same crops.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import SalcodecError
+from ..models.hyperprior import QualityMapHyperprior
+from ..models.layers import load_state_resizing_buffers
+from ..models.registry import export_weights
+from ..models.transforms import load_encoder
+from .data import CropSampler, load_photo_folder
+from .gan import frozen_base
+from .narrowing import outgoing_norms
+
+
+@dataclass
+class HyperCache:
+    """What h_s sees and what it must predict, for a set of crops."""
+    z_hat: torch.Tensor  # K×N×c/64×c/64: quantized hyper-latents (the decoder's input)
+    y: torch.Tensor  # K×M×c/16×c/16: latents before quantization (gain applied)
+
+
+@torch.no_grad()
+def build_hyper_cache(base: QualityMapHyperprior, encoders: list[torch.nn.Module], sampler: CropSampler,
+                      count: int, seed: int, batch: int = 16) -> HyperCache:
+    """`count` crops at random q0 with random quality maps (maximum q0), each coded by one of
+    `encoders` in turn: the (y, ẑ) pairs a file of the base model would hold."""
+    gen = torch.Generator().manual_seed(seed)
+    medians = base.entropy_bottleneck._get_medians()
+    zs, ys = [], []
+    for n, start in enumerate(tqdm(range(0, count, batch), desc="hyper cache", leave=False)):
+        x, _, q = sampler.batch(min(batch, count - start))
+        q0 = torch.round(torch.rand(x.shape[0], generator=gen) * 255) / 255
+        q = (q - q.flatten(1).amax(1).view(-1, 1, 1, 1) + q0.view(-1, 1, 1, 1)).clamp(0, 1)
+        y, z = encoders[n % len(encoders)](x, q, q0)
+        zs.append(torch.round(z - medians) + medians)
+        ys.append(y)
+    return HyperCache(torch.cat(zs), torch.cat(ys))
+
+
+def hyper_cache(path: Path, base: QualityMapHyperprior, encoders: list[torch.nn.Module], sampler: CropSampler,
+                count: int, seed: int) -> HyperCache:
+    """The cache at `path`, built on first use; a config asking for more crops than it holds
+    adds new ones (drawn with another seed) to those already there."""
+    cached = HyperCache(**torch.load(path, weights_only=True)) if path.is_file() else None
+    have = 0 if cached is None else len(cached.y)
+    if have >= count:
+        return cached
+    if cached is not None:
+        sampler.rng = np.random.default_rng([seed, have])  # crops other than those cached
+    cache = build_hyper_cache(base, encoders, sampler, count - have, seed + have)
+    if cached is not None:
+        cache = HyperCache(torch.cat([cached.z_hat, cache.z_hat]), torch.cat([cached.y, cache.y]))
+    torch.save(vars(cache), path)
+    return cache
+
+
+@torch.no_grad()
+def narrowed_hyper_synthesis(base: QualityMapHyperprior, model: QualityMapHyperprior) -> None:
+    """Start `model`'s h_s from the base's: each hidden layer keeps the base's most-read channels
+    (narrowing.py); a smaller last kernel keeps the centre taps of the base's."""
+    wide = [m for m in base.h_s if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
+    narrow = [m for m in model.h_s if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
+    kept_in = torch.arange(wide[0].in_channels)
+    for i, (w, n) in enumerate(zip(wide, narrow)):
+        last = i == len(wide) - 1
+        kept = torch.arange(w.out_channels) if last else \
+            outgoing_norms(wide[i + 1]).topk(n.out_channels).indices.sort().values
+        weight = w.weight[kept_in][:, kept] if isinstance(w, torch.nn.ConvTranspose2d) else w.weight[kept][:, kept_in]
+        trim = (weight.shape[-1] - n.weight.shape[-1]) // 2
+        n.weight.copy_(weight[..., trim:weight.shape[-2] - trim, trim:weight.shape[-1] - trim])
+        n.bias.copy_(w.bias[kept])
+        kept_in = kept
+
+
+def rate_bits(model: QualityMapHyperprior, z_hat: torch.Tensor, y: torch.Tensor, as_coded: bool) -> torch.Tensor:
+    """Bits of y under `model`'s h_s: with additive noise (training), or as a file codes it —
+    rounded around the means, each scale replaced by its coding table's (the estimate the
+    range coder's output matches to a fraction of a per cent)."""
+    scales, means = model.h_s(z_hat).chunk(2, dim=1)
+    gc = model.gaussian_conditional
+    if as_coded:
+        scales = gc.scale_table[model.scale_indexes(scales.contiguous()).long()]
+    _, likelihoods = gc(y, scales, means=means, training=not as_coded)
+    return -torch.log2(likelihoods).sum()
+
+
+def train_hyper_synthesis(cfg: dict, max_steps: int | None = None) -> Path:
+    """Train (or resume) the hyper-synthesis a config describes; exports `<out_dir>/<name>.pt`,
+    a whole model (the base's weights with the new h_s)."""
+    from .loop import _restore_signal_handlers, _stop_cleanly_on_signals, build_sampler, learning_rate
+
+    tcfg, mcfg, data = cfg["train"], cfg["model"], cfg["data"]
+    out_dir = Path(cfg["out_dir"])
+    base, digest = frozen_base(cfg, "hyper-synthesis")
+    hparams = {"N": base.N, "M": base.M, "cond": base.quality_pyramid.downs[0][0].out_channels,
+               "hyper_widths": list(mcfg["hyper_widths"]), "hyper_kernel": int(mcfg["hyper_kernel"])}
+    model = QualityMapHyperprior(**hparams)
+    load_state_resizing_buffers(model, {k: v for k, v in base.state_dict().items() if not k.startswith("h_s.")},
+                                strict=False)
+    narrowed_hyper_synthesis(base, model)
+    model.requires_grad_(False).eval()
+    model.h_s.requires_grad_(True).train()
+    encoders = [base.analysis if kind == "default" else load_encoder(mcfg["base"], kind)
+                for kind in tcfg.get("encoders", ["default"])]
+    train_cache = hyper_cache(out_dir / "hyper_cache.pt", base, encoders, build_sampler(cfg, tcfg["seed"]),
+                              tcfg["cache_crops"], tcfg["seed"])
+    heldout_sampler = CropSampler(load_photo_folder(Path(data["heldout"]), data.get("max_side", 1024)),
+                                  tcfg["monitor_crop"], tcfg["seed"] + 1, max_zoom=1.0)
+    heldout = hyper_cache(out_dir / "heldout_cache.pt", base, encoders, heldout_sampler, tcfg["monitor_crops"],
+                          tcfg["seed"] + 1)
+    pixels_per_crop = heldout.y.shape[-2] * heldout.y.shape[-1] * 256
+
+    @torch.no_grad()
+    def heldout_bpp(net: QualityMapHyperprior) -> float:
+        bits = sum(float(rate_bits(net, z, y, as_coded=True)) for z, y in zip(heldout.z_hat.split(64), heldout.y.split(64)))
+        return bits / (pixels_per_crop * len(heldout.y))
+
+    base_bpp = heldout_bpp(base)
+    (out_dir / "monitor_base.json").write_text(json.dumps({"heldout_bpp_y": base_bpp}, indent=1))
+
+    optimizer = torch.optim.Adam(model.h_s.parameters(), lr=learning_rate(tcfg["lr"], 0))
+    last, step = out_dir / "last.pt", 0
+    rng = np.random.default_rng(tcfg["seed"])
+    if last.is_file():
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        model.h_s.load_state_dict(state["h_s"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["rng"]
+        step = state["step"]
+
+    def save() -> None:
+        tmp = last.with_suffix(".tmp")
+        torch.save({"h_s": model.h_s.state_dict(), "optimizer": optimizer.state_dict(),
+                    "rng": rng.bit_generator.state, "step": step, "config": cfg}, tmp)
+        tmp.replace(last)
+
+    def monitor() -> None:
+        model.h_s.eval()
+        bpp = heldout_bpp(model)
+        model.h_s.train()
+        monitor_log.writerow([step, round(bpp, 5), round(base_bpp, 5)])
+        monitor_file.flush()
+        tqdm.write(f"step {step}: held-out bpp of y {bpp:.4f} (base h_s {base_bpp:.4f}, {100 * (bpp / base_bpp - 1):+.2f} %)")
+
+    previous_handlers = _stop_cleanly_on_signals()
+    monitor_path = out_dir / "monitor.csv"
+    new_monitor = not monitor_path.exists()
+    monitor_file = monitor_path.open("a", newline="")
+    monitor_log = csv.writer(monitor_file)
+    if new_monitor:
+        monitor_log.writerow(["step", "heldout_bpp_y", "base_heldout_bpp_y"])
+    total = tcfg["steps"] if max_steps is None else min(tcfg["steps"], step + max_steps)
+    crop_pixels = train_cache.y.shape[-2] * train_cache.y.shape[-1] * 256
+    bar = tqdm(total=total, initial=step, desc=cfg.get("name", "hyper-synthesis"), dynamic_ncols=True)
+    start, running = time.time(), []
+    try:
+        if step == 0:
+            monitor()
+        while step < total:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(tcfg["lr"], step)
+            idx = torch.from_numpy(rng.integers(len(train_cache.y), size=tcfg["batch"]))
+            bpp = rate_bits(model, train_cache.z_hat[idx], train_cache.y[idx], as_coded=False) / (crop_pixels * len(idx))
+            if not torch.isfinite(bpp):
+                raise SalcodecError(f"hyper-synthesis training diverged at step {step}; lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            bpp.backward()
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            running.append(bpp.item())
+            if step % tcfg.get("log_every", 100) == 0:
+                bar.set_postfix(bpp=f"{np.mean(running):.4f}", s=f"{time.time() - start:.0f}")
+                running = []
+            if step % tcfg.get("monitor_every", 1000) == 0:
+                monitor()
+            if step % tcfg.get("checkpoint_every", 1000) == 0:
+                save()
+    finally:
+        save()
+        monitor_file.close()
+        bar.close()
+        _restore_signal_handlers(previous_handlers)
+    if step >= tcfg["steps"]:
+        model.eval()
+        export_weights(model, "quality-map-hyperprior", hparams, out_dir / f"{cfg['name']}.pt",
+                       {"step": step, "config": cfg.get("name"), "base_model": mcfg["base"], "base_digest": digest.hex()})
+    return last
