@@ -66,7 +66,8 @@ def build_hyper_cache(base: QualityMapHyperprior, encoders: list[torch.nn.Module
 def hyper_cache(path: Path, base: QualityMapHyperprior, encoders: list[torch.nn.Module], sampler: CropSampler,
                 count: int, seed: int) -> HyperCache:
     """The cache at `path`, built on first use; a config asking for more crops than it holds
-    adds new ones (drawn with another seed) to those already there."""
+    adds new ones (drawn with another seed) to those already there, one asking for fewer uses
+    them all."""
     cached = HyperCache(**torch.load(path, weights_only=True)) if path.is_file() else None
     have = 0 if cached is None else len(cached.y)
     if have >= count:
