@@ -1,6 +1,6 @@
 """The two coding engines on Kodak: do they write and read the same files?
 
-    python benchmarks/engines.py [--images 24] [--qualities 10 50 90] [--saliency none|auto]
+    python benchmarks/engines.py [--images 24] [--qualities 10 50 90] [--saliency none|auto] [--model ID]
 
 For every image and quality, each engine (salcodec/runtime: torch, the reference, and onnx)
 compresses the image and each decodes both files. Prints how many files are byte-identical,
@@ -17,6 +17,7 @@ from PIL import Image
 
 from salcodec import api
 from salcodec.eval.metrics import psnr
+from salcodec.models import DEFAULT_MODEL
 
 
 def main() -> None:
@@ -25,6 +26,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=24)
     ap.add_argument("--qualities", type=float, nargs="+", default=[10, 50, 90])
     ap.add_argument("--saliency", default="none", help="none, or auto (each engine predicts its own map)")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     args = ap.parse_args()
     engines = ("torch", "onnx")
     same_bytes = total = 0
@@ -34,7 +36,7 @@ def main() -> None:
     for path in sorted(Path(args.kodak).glob("*.png"))[: args.images]:
         image = np.asarray(Image.open(path).convert("RGB"))
         for quality in args.qualities:
-            files = {e: api.compress(image, quality, args.saliency, engine=e) for e in engines}
+            files = {e: api.compress(image, quality, args.saliency, model=args.model, engine=e) for e in engines}
             total += 1
             same_bytes += files["torch"] == files["onnx"]
             size_diff.append(abs(len(files["torch"]) - len(files["onnx"])) / len(files["torch"]))
@@ -46,7 +48,8 @@ def main() -> None:
                 diff = np.abs(decoded["torch"].astype(int) - decoded["onnx"].astype(int))
                 differing.append(float((diff > 0).mean()))
                 max_diff = max(max_diff, int(diff.max()))
-    print(f"# {args.images} Kodak images x qualities {args.qualities}, saliency {args.saliency}: {total} files per engine")
+    print(f"# {args.model}, {args.images} Kodak images x qualities {args.qualities}, saliency {args.saliency}: "
+          f"{total} files per engine")
     print(f"byte-identical files: {same_bytes}/{total}; largest size difference {100 * max(size_diff):.3f} %")
     print(f"decoded pixels that differ between engines: {100 * np.mean(differing):.4f} % on average, "
           f"{100 * max(differing):.4f} % at most, by at most {max_diff} level(s)")
