@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import os
 
 import numpy as np
@@ -53,7 +54,7 @@ def lite_run(tmp_path, training_photos, monkeypatch):
         "model": {"family": "hyper-synthesis", "base": "tiny-loud", "hyper_widths": [12, 24], "hyper_kernel": 1},
         "data": {"photos": [str(training_photos)], "heldout": str(DATA / "train" / "bsds500" / "test"), "max_side": 256},
         "train": {"steps": 30, "batch": 4, "crop": 128, "cache_crops": 16, "lr": [[0, 3e-3]], "seed": 0,
-                  "monitor_every": 15, "monitor_crop": 128, "monitor_crops": 4, "checkpoint_every": 15},
+                  "log_every": 15, "monitor_every": 15, "monitor_crop": 128, "monitor_crops": 4, "checkpoint_every": 15},
     }
     config = tmp_path / "lite.yaml"
     config.write_text(yaml.safe_dump(cfg))
@@ -72,6 +73,10 @@ def test_hyper_synthesis_trains_for_rate_and_keeps_everything_else(lite_run, kod
     assert [int(r["step"]) for r in rows] == [0, 15, 30]
     bpp = [float(r["heldout_bpp_y"]) for r in rows]
     assert bpp[-1] < bpp[0]  # the narrowed start codes badly; training lowers the rate
+    base_bpp = json.loads((lite_run / "monitor_base.json").read_text())["heldout_bpp_y"]
+    assert 0 < base_bpp < bpp[0]
+    with (lite_run / "log.csv").open() as fh:
+        assert "bpp" in next(csv.reader(fh))
     base, _ = load_model("tiny-loud")
     lite, _ = load_model("tiny-lite")
     assert lite.h_s[4].weight.shape == (2 * base.M, 24, 1, 1)

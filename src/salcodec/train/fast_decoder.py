@@ -65,7 +65,8 @@ def train_fast_decoder(cfg: dict, max_steps: int | None = None) -> Path:
 
     monitor = monitor_for(cfg)
     monitor.write_reference(out_dir, lambda x: base.synthesis(latents(x), monitor_q0))
-    step = run_monitored_training(cfg, {"synthesis": synthesis}, optimizers, step_fn, reconstruct, monitor, max_steps)
+    step = run_monitored_training(cfg, {"synthesis": synthesis}, optimizers, step_fn, lambda: monitor(reconstruct),
+                                  max_steps)
     if step >= tcfg["steps"]:
         export_decoder(synthesis.cpu().eval(), "fast", base_id, digest, out_dir / "fast" / f"{base_id}.pt",
                        {"step": step, "config": cfg.get("name")})

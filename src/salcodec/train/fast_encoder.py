@@ -77,8 +77,9 @@ def train_fast_encoder(cfg: dict, max_steps: int | None = None) -> Path:
 
     monitor = monitor_for(cfg)
     monitor.write_reference(out_dir, reconstruct_with(None))
-    step = run_monitored_training(cfg, {"analysis": analysis}, optimizers, step_fn, reconstruct_with(analysis),
-                                  monitor, max_steps)
+    reconstruct = reconstruct_with(analysis)
+    step = run_monitored_training(cfg, {"analysis": analysis}, optimizers, step_fn, lambda: monitor(reconstruct),
+                                  max_steps)
     if step >= tcfg["steps"]:
         export_encoder(analysis.cpu().eval(), "fast", base_id, digest, out_dir / "fast-encoder" / f"{base_id}.pt",
                        {"step": step, "config": cfg.get("name")})

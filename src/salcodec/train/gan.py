@@ -130,7 +130,7 @@ class Monitor:
                 hf.append(high_frequency_ratio(img, rec))
             scores[f"{name}_psnr"] = float(np.mean(ps))
             scores[f"{name}_hf_ratio"] = float(np.mean(hf))
-        return scores
+        return dict(sorted(scores.items(), key=lambda kv: kv[0].endswith("hf_ratio")))  # PSNRs first, as monitor.csv
 
     def write_reference(self, out_dir: Path, reconstruct: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Scores of the transform a narrower one replaces, on the same crops, written once to
@@ -236,11 +236,13 @@ def monitor_for(cfg: dict) -> Monitor:
 
 def run_monitored_training(cfg: dict, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                            step_fn: Callable[[np.random.Generator], dict[str, float]],
-                           reconstruct: Callable[[torch.Tensor], torch.Tensor], monitor: Monitor,
+                           measure: Callable[[], dict[str, float]],
                            max_steps: int | None, state_of: Callable[[str, torch.nn.Module], dict] | None = None) -> int:
-    """The loop the GAN and fast-decoder trainings share: resume, learning rates, CSV logs, the
-    train/held-out monitor, checkpoints that survive SIGTERM. Returns the step reached. Each
-    optimizer is keyed by the config key of its learning-rate schedule (`lr_g`, `lr_d`, `lr`)."""
+    """The loop the GAN, fast-transform and hyper-synthesis trainings share: resume, learning
+    rates, CSV logs, the train/held-out monitor (`measure`, with the modules in eval mode; its
+    scores are the columns of monitor.csv), checkpoints that survive SIGTERM. Returns the step
+    reached. Each optimizer is keyed by the config key of its learning-rate schedule (`lr_g`,
+    `lr_d`, `lr`)."""
     from .loop import _restore_signal_handlers, _stop_cleanly_on_signals, learning_rate
 
     tcfg = cfg["train"]
@@ -267,22 +269,23 @@ def run_monitored_training(cfg: dict, modules: dict[str, torch.nn.Module], optim
         tmp.replace(last)
 
     log_path, monitor_path = out_dir / "log.csv", out_dir / "monitor.csv"
-    monitor_columns = ["train_psnr", "heldout_psnr", "train_hf_ratio", "heldout_hf_ratio"]
     new_log, new_monitor = not log_path.exists(), not monitor_path.exists()
     log_file, monitor_file = log_path.open("a", newline=""), monitor_path.open("a", newline="")
     log, monitor_log = csv.writer(log_file), csv.writer(monitor_file)
-    if new_monitor:
-        monitor_log.writerow(["step"] + monitor_columns)
 
     def record_monitor() -> None:
+        nonlocal new_monitor
         for module in modules.values():
             module.eval()
-        scores = monitor(reconstruct)
+        scores = measure()
         for module in modules.values():
             module.train()
-        monitor_log.writerow([step] + [round(scores[c], 4) for c in monitor_columns])
+        if new_monitor:
+            monitor_log.writerow(["step"] + list(scores))
+            new_monitor = False
+        monitor_log.writerow([step] + [round(v, 5) for v in scores.values()])
         monitor_file.flush()
-        tqdm.write(f"step {step}: " + ", ".join(f"{c} {scores[c]:.3f}" for c in monitor_columns))
+        tqdm.write(f"step {step}: " + ", ".join(f"{c} {v:.4f}" for c, v in scores.items()))
 
     total = tcfg["steps"] if max_steps is None else min(tcfg["steps"], step + max_steps)
     log_every, monitor_every = tcfg.get("log_every", 50), tcfg.get("monitor_every", 250)
@@ -299,7 +302,7 @@ def run_monitored_training(cfg: dict, modules: dict[str, torch.nn.Module], optim
                     group["lr"] = learning_rate(tcfg[name], step)
             terms = step_fn(rng)
             if not all(np.isfinite(v) for v in terms.values()):
-                raise SalcodecError(f"GAN training diverged at step {step} ({terms}); lower the learning rates")
+                raise SalcodecError(f"training diverged at step {step} ({terms}); lower the learning rates")
             step += 1
             bar.update(1)
             for k, v in terms.items():
@@ -313,7 +316,7 @@ def run_monitored_training(cfg: dict, modules: dict[str, torch.nn.Module], optim
                 avg = {k: v / running["n"] for k, v in running.items()}
                 log.writerow([step, round(time.time() - start, 1)] + [round(avg[c], 5) for c in columns])
                 log_file.flush()
-                bar.set_postfix({k: f"{avg[k]:.3f}" for k in ("d_loss", "g_adversarial", "psnr") if k in avg})
+                bar.set_postfix({k: f"{avg[k]:.4f}" for k in ("d_loss", "g_adversarial", "psnr", "bpp") if k in avg})
                 running = {}
             if step % monitor_every == 0:
                 record_monitor()
@@ -375,8 +378,9 @@ def train_gan_decoder(cfg: dict, max_steps: int | None = None) -> Path:
         y_hat = quantized_latents(base, x, torch.full_like(x[:, :1], float(monitor_q0)), monitor_q0)
         return generator.synthesis(y_hat.to(device), monitor_q0.to(device)).cpu()
 
+    monitor = monitor_for(cfg)
     step = run_monitored_training(cfg, {"generator": generator, "discriminator": discriminator}, optimizers, step_fn,
-                                  reconstruct, monitor_for(cfg), max_steps,
+                                  lambda: monitor(reconstruct), max_steps,
                                   lambda name, m: synthesis_state(m) if name == "generator" else m.state_dict())
     if step >= tcfg["steps"]:
         export_decoder(generator.cpu().eval(), "gan", base_id, digest, out_dir / "gan" / f"{base_id}.pt",
@@ -421,8 +425,9 @@ def train_gan_extreme(cfg: dict, max_steps: int | None = None, init: Path | None
     def reconstruct(x: torch.Tensor) -> torch.Tensor:
         return model.generate(model.quantizer(model.encoder(x))[0])
 
+    monitor = monitor_for(cfg)
     step = run_monitored_training(cfg, {"model": model, "discriminator": discriminator}, optimizers, step_fn,
-                                  reconstruct, monitor_for(cfg), max_steps)
+                                  lambda: monitor(reconstruct), max_steps)
     if step >= tcfg["steps"]:
         export_weights(model.eval(), "gan-extreme", hparams, out_dir / f"{cfg['name']}.pt", {"step": step})
     return out_dir / "last.pt"

@@ -13,14 +13,12 @@ cannot read them, but y means what it meant, so every decoder of the base model 
 reconstructs the new model's latents as well as the base model's. The cache may mix latents of
 several encoders of the base model (`encoders: [default, fast]`), so one h_s serves them all.
 The monitor reports the rate of y on cached held-out crops (BSDS500 `test/`, never trained on),
-coded as files code it (rounding around the means, the 64-level scale table), next to the base
-model's h_s on the same crops.
+coded as files code it (rounding around the means, the 64-level scale table); the base model's h_s
+on the same crops is the mark (`monitor_base.json`).
 """
 from __future__ import annotations
 
-import csv
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +26,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..errors import SalcodecError
 from ..models.hyperprior import QualityMapHyperprior
 from ..models.layers import load_state_resizing_buffers
 from ..models.registry import export_weights
 from ..models.transforms import load_encoder
 from .data import CropSampler, load_photo_folder
-from .gan import frozen_base
+from .gan import frozen_base, run_monitored_training
 from .narrowing import outgoing_norms
 
 
@@ -114,7 +111,7 @@ def rate_bits(model: QualityMapHyperprior, z_hat: torch.Tensor, y: torch.Tensor,
 def train_hyper_synthesis(cfg: dict, max_steps: int | None = None) -> Path:
     """Train (or resume) the hyper-synthesis a config describes; exports `<out_dir>/<name>.pt`,
     a whole model (the base's weights with the new h_s)."""
-    from .loop import _restore_signal_handlers, _stop_cleanly_on_signals, build_sampler, learning_rate
+    from .loop import build_sampler, learning_rate
 
     tcfg, mcfg, data = cfg["train"], cfg["model"], cfg["data"]
     out_dir = Path(cfg["out_dir"])
@@ -142,74 +139,23 @@ def train_hyper_synthesis(cfg: dict, max_steps: int | None = None) -> Path:
         bits = sum(float(rate_bits(net, z, y, as_coded=True)) for z, y in zip(heldout.z_hat.split(64), heldout.y.split(64)))
         return bits / (pixels_per_crop * len(heldout.y))
 
-    base_bpp = heldout_bpp(base)
-    (out_dir / "monitor_base.json").write_text(json.dumps({"heldout_bpp_y": base_bpp}, indent=1))
+    (out_dir / "monitor_base.json").write_text(json.dumps({"heldout_bpp_y": heldout_bpp(base)}, indent=1))
 
-    optimizer = torch.optim.Adam(model.h_s.parameters(), lr=learning_rate(tcfg["lr"], 0))
-    last, step = out_dir / "last.pt", 0
-    rng = np.random.default_rng(tcfg["seed"])
-    if last.is_file():
-        state = torch.load(last, map_location="cpu", weights_only=False)
-        model.h_s.load_state_dict(state["h_s"])
-        optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]
-        step = state["step"]
-
-    def save() -> None:
-        tmp = last.with_suffix(".tmp")
-        torch.save({"h_s": model.h_s.state_dict(), "optimizer": optimizer.state_dict(),
-                    "rng": rng.bit_generator.state, "step": step, "config": cfg}, tmp)
-        tmp.replace(last)
-
-    def monitor() -> None:
-        model.h_s.eval()
-        bpp = heldout_bpp(model)
-        model.h_s.train()
-        monitor_log.writerow([step, round(bpp, 5), round(base_bpp, 5)])
-        monitor_file.flush()
-        tqdm.write(f"step {step}: held-out bpp of y {bpp:.4f} (base h_s {base_bpp:.4f}, {100 * (bpp / base_bpp - 1):+.2f} %)")
-
-    previous_handlers = _stop_cleanly_on_signals()
-    monitor_path = out_dir / "monitor.csv"
-    new_monitor = not monitor_path.exists()
-    monitor_file = monitor_path.open("a", newline="")
-    monitor_log = csv.writer(monitor_file)
-    if new_monitor:
-        monitor_log.writerow(["step", "heldout_bpp_y", "base_heldout_bpp_y"])
-    total = tcfg["steps"] if max_steps is None else min(tcfg["steps"], step + max_steps)
+    optimizers = {"lr": torch.optim.Adam(model.h_s.parameters(), lr=learning_rate(tcfg["lr"], 0))}
     crop_pixels = train_cache.y.shape[-2] * train_cache.y.shape[-1] * 256
-    bar = tqdm(total=total, initial=step, desc=cfg.get("name", "hyper-synthesis"), dynamic_ncols=True)
-    start, running = time.time(), []
-    try:
-        if step == 0:
-            monitor()
-        while step < total:
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(tcfg["lr"], step)
-            idx = torch.from_numpy(rng.integers(len(train_cache.y), size=tcfg["batch"]))
-            bpp = rate_bits(model, train_cache.z_hat[idx], train_cache.y[idx], as_coded=False) / (crop_pixels * len(idx))
-            if not torch.isfinite(bpp):
-                raise SalcodecError(f"hyper-synthesis training diverged at step {step}; lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            bpp.backward()
-            optimizer.step()
-            step += 1
-            bar.update(1)
-            running.append(bpp.item())
-            if step % tcfg.get("log_every", 100) == 0:
-                bar.set_postfix(bpp=f"{np.mean(running):.4f}", s=f"{time.time() - start:.0f}")
-                running = []
-            if step % tcfg.get("monitor_every", 1000) == 0:
-                monitor()
-            if step % tcfg.get("checkpoint_every", 1000) == 0:
-                save()
-    finally:
-        save()
-        monitor_file.close()
-        bar.close()
-        _restore_signal_handlers(previous_handlers)
+
+    def step_fn(rng: np.random.Generator) -> dict[str, float]:
+        idx = torch.from_numpy(rng.integers(len(train_cache.y), size=tcfg["batch"]))
+        bpp = rate_bits(model, train_cache.z_hat[idx], train_cache.y[idx], as_coded=False) / (crop_pixels * len(idx))
+        optimizers["lr"].zero_grad(set_to_none=True)
+        bpp.backward()
+        optimizers["lr"].step()
+        return {"bpp": bpp.item()}
+
+    step = run_monitored_training(cfg, {"h_s": model.h_s}, optimizers, step_fn,
+                                  lambda: {"heldout_bpp_y": heldout_bpp(model)}, max_steps)
     if step >= tcfg["steps"]:
         model.eval()
         export_weights(model, "quality-map-hyperprior", hparams, out_dir / f"{cfg['name']}.pt",
                        {"step": step, "config": cfg.get("name"), "base_model": mcfg["base"], "base_digest": digest.hex()})
-    return last
+    return out_dir / "last.pt"
