@@ -54,12 +54,12 @@ def main() -> None:
     z_indexes = tables.channel_indexes(z_shape).tolist()
     z_stream = bitstream.pad_stream(z_string, len(z_indexes))
     z_symbols = decoder_cls().decode_with_indexes(z_stream, z_indexes, *tables.eb_lists)
-    z_hat = np.asarray(z_symbols, np.float32).reshape(tables.N, *z_shape) + tables.medians[:, None, None]
+    z_hat = coder.symbol_array(z_symbols).reshape(tables.N, *z_shape) + tables.medians[:, None, None]
     scales, means = tables.scales_and_means(z_hat)
     y_indexes = tables.scale_indexes(scales).reshape(-1).tolist()
     y_stream = bitstream.pad_stream(y_string, len(y_indexes))
     y_symbols = decoder_cls().decode_with_indexes(y_stream, y_indexes, *tables.gc_lists)
-    y_hat = (np.asarray(y_symbols, np.float32).reshape(means.shape) + means)[None]
+    y_hat = (coder.symbol_array(y_symbols).reshape(means.shape) + means)[None]
     q0 = np.array([container.header.q0 / 255], np.float32)
 
     stages = {
@@ -67,7 +67,7 @@ def main() -> None:
         "hyper-synthesis (exact, numpy)": lambda: tables.scales_and_means(z_hat),
         "scale indexes": lambda: tables.scale_indexes(scales),
         "entropy decoding of y": lambda: decoder_cls().decode_with_indexes(y_stream, y_indexes, *tables.gc_lists),
-        "symbol list to array": lambda: np.asarray(y_symbols, np.float32),
+        "symbol list to array": lambda: coder.symbol_array(y_symbols),
         f"synthesis ({args.decoder}, onnx)": lambda: synthesis.run(None, {"y_hat": y_hat, "q0": q0}),
     }
     print(f"# {args.image}, {args.model}, {args.decoder} decoder, quality 50; median of {args.runs} (ms)")

@@ -27,6 +27,10 @@ def test_narrowing_to_the_full_width_keeps_the_synthesis_exactly(rng):
         narrow = narrowed_synthesis(model, model.N // 2)
         assert narrow.g_s[1].weight.shape == (model.N // 2, model.N // 2, 5, 5)
         assert narrow(y_hat, q0).shape == (2, 3, 64, 80)
+        tapered = narrowed_synthesis(model, (8, 6, 4))  # transposed convolutions' weights: in × out × k × k
+        assert [tuple(layer.weight.shape[:2]) for layer in tapered.g_s] == [(model.M, 8), (8, 6), (6, 4), (4, 3)]
+        assert [igdn.gamma.shape[0] for igdn in tapered.g_s_igdn] == [8, 6, 4]
+        assert tapered(y_hat, q0).shape == (2, 3, 64, 80)
 
 
 @pytest.fixture
@@ -34,7 +38,7 @@ def fast_run(tmp_path, training_photos, monkeypatch):
     """A fast decoder for the tiny model, trained by the training command for a few steps."""
     cfg = {
         "name": "fast-test", "out_dir": str(tmp_path / "run"),
-        "model": {"family": "fast-decoder", "base": TINY, "width": 8},
+        "model": {"family": "fast-decoder", "base": TINY, "widths": [8, 6, 4]},  # narrowest at the top
         "data": {"photos": [str(training_photos)], "heldout": str(DATA / "train" / "bsds500" / "test"), "max_side": 256},
         "train": {"steps": 4, "batch": 2, "crop": 64, "cache_crops": 6, "q0_range": [0.0, 1.0], "lr": [[0, 1e-3]],
                   "seed": 0, "log_every": 2, "monitor_every": 2, "monitor_images": 1, "monitor_side": 64,
@@ -59,7 +63,7 @@ def test_fast_decoder_trains_exports_and_reads_the_models_files(fast_run, kodak_
     blob = torch.load(fast_run / "fast" / f"{TINY}.pt", weights_only=True)
     assert blob["kind"] == "fast-decoder" and blob["base_model"] == TINY
     weight = blob["state_dict"]["g_s.1.weight"]
-    assert weight.dtype == torch.float16 and weight.shape[:2] == (8, 8)
+    assert weight.dtype == torch.float16 and weight.shape[:2] == (8, 6)
 
     data = codec.encode(kodak_crop, 40, model_name=TINY).data
     mse, fast = codec.decode(data), codec.decode(data, decoder="fast")

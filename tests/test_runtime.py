@@ -30,6 +30,18 @@ def test_numpy_hyper_synthesis_gives_the_torch_engines_floats_bit_for_bit(model_
     assert np.array_equal(tables.scale_indexes(np_scales), model.scale_indexes(scales)[0].numpy())
 
 
+def test_table_choice_from_the_log_domain_is_exactly_the_binary_searchs(rng):
+    """At, just above and just below every boundary, below the scale bound, at the extremes, and
+    over the whole range of scales: the same indexes as searching the boundaries."""
+    tables = coder._tables(TINY)
+    b = tables.boundaries
+    edges = [b, np.nextafter(b, np.float32(np.inf)), np.nextafter(b, np.float32(0)),
+             np.array([-5, 0, 1e-30, tables.scale_bound, 1e30, np.finfo(np.float32).max, np.inf])]
+    scales = np.concatenate([*edges, np.exp(rng.uniform(-5, 7, 200_000))]).astype(np.float32)
+    expected = np.searchsorted(b, np.maximum(scales, tables.scale_bound), side="left")
+    assert np.array_equal(tables.scale_indexes(scales), expected)
+
+
 def test_engines_read_each_others_files(kodak_crop):
     """A file of either engine decodes on both; the transforms' last float bits may move a pixel by one level."""
     sal = api.predict_saliency(kodak_crop, engine="onnx")
@@ -164,3 +176,23 @@ def test_synthesis_graph_runs_each_phase_with_only_its_taps(tmp_path, rng):
     outs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feeds)[0] for p in (whole, split)]
     assert outs[0].shape == (1, 3, 80, 112)
     np.testing.assert_allclose(outs[1], outs[0], rtol=0, atol=1e-6)
+
+
+def test_graphs_square_by_multiplying_with_the_same_output(tmp_path, monkeypatch, rng):
+    """The export's rewrite (_square_by_multiplying) leaves no Pow (GDN's square lacks ONNX
+    Runtime's blocked layout; Mul has it), and the analysis computes the same numbers."""
+    import onnx
+    import onnxruntime as ort
+
+    from salcodec.runtime import export
+    squared, powered = tmp_path / "squared.onnx", tmp_path / "powered.onnx"
+    export.export_analysis(TINY, "default", squared)
+    monkeypatch.setattr(export, "_square_by_multiplying", lambda path: None)
+    export.export_analysis(TINY, "default", powered)
+    ops = [[n.op_type for n in onnx.load(str(p)).graph.node] for p in (squared, powered)]
+    assert "Pow" not in ops[0] and ops[1].count("Pow") >= 3  # one square per GDN at least
+    x = rng.random((1, 3, 64, 96), dtype=np.float32)
+    feeds = {"x": x, "quality_map": np.full((1, 1, 64, 96), 0.7, np.float32), "q0": np.array([0.7], np.float32)}
+    outs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feeds) for p in (squared, powered)]
+    for new, old in zip(*outs):
+        np.testing.assert_allclose(new, old, rtol=1e-6, atol=1e-6)

@@ -52,11 +52,12 @@ class GlobalModulation(nn.Module):
         return x * (1 + self.gamma(h)[:, :, None, None]) + self.beta(h)[:, :, None, None]
 
 
-def synthesis_layers(M: int, N: int) -> tuple[nn.ModuleList, nn.ModuleList, nn.ModuleList]:
-    """g_s's layers: four stride-2 deconvolutions, inverse GDN and q0 modulation between them."""
-    return (nn.ModuleList([deconv(M, N), deconv(N, N), deconv(N, N), deconv(N, 3)]),
-            nn.ModuleList([GDN(N, inverse=True) for _ in range(3)]),
-            nn.ModuleList([GlobalModulation(N) for _ in range(3)]))
+def synthesis_layers(M: int, widths: tuple[int, int, int]) -> tuple[nn.ModuleList, nn.ModuleList, nn.ModuleList]:
+    """g_s's layers: four stride-2 deconvolutions whose three hidden layers are `widths` wide (from
+    the latents' end), inverse GDN and q0 modulation between them."""
+    return (nn.ModuleList([deconv(c_in, c_out) for c_in, c_out in zip((M, *widths), (*widths, 3))]),
+            nn.ModuleList([GDN(c, inverse=True) for c in widths]),
+            nn.ModuleList([GlobalModulation(c) for c in widths]))
 
 
 def synthesize(transform: nn.Module, y_hat: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
@@ -124,14 +125,15 @@ class AnalysisTransform(nn.Module):
 
 
 class SynthesisTransform(nn.Module):
-    """g_s on its own, of any width: the form the second decoders of a model's files take (the
-    GAN decoder at the model's width, the fast decoder narrower; models/transforms.py). Its
-    parameter names are those of the model's own synthesis."""
+    """g_s on its own, of any widths: the form the second decoders of a model's files take (the
+    GAN decoder at the model's width, the fast decoder narrower, most of all at the high
+    resolutions; models/transforms.py). Its parameter names are those of the model's own synthesis."""
 
-    def __init__(self, M: int, N: int):
+    def __init__(self, M: int, widths: int | tuple[int, int, int]):
         super().__init__()
         self.inverse_gain = nn.Parameter(torch.full((M,), INITIAL_GAIN))
-        self.g_s, self.g_s_igdn, self.g_s_mod = synthesis_layers(M, N)
+        widths = (widths,) * 3 if isinstance(widths, int) else tuple(widths)
+        self.g_s, self.g_s_igdn, self.g_s_mod = synthesis_layers(M, widths)
 
     def forward(self, y_hat: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
         return synthesize(self, y_hat, q0)
@@ -161,7 +163,7 @@ class QualityMapHyperprior(nn.Module):
         self.gain = nn.Parameter(torch.full((M,), INITIAL_GAIN))
         self.inverse_gain = nn.Parameter(torch.full((M,), INITIAL_GAIN))
 
-        self.g_s, self.g_s_igdn, self.g_s_mod = synthesis_layers(M, N)
+        self.g_s, self.g_s_igdn, self.g_s_mod = synthesis_layers(M, (N, N, N))
 
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)

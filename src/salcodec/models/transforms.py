@@ -95,7 +95,7 @@ def _load_cached(base_id: str, kind: str, role: str, path: Path, mtime_ns: int) 
         trained_on, owner_id = bytes.fromhex(blob["base_digest"]), blob["base_model"]
         state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
         if role == "decoder":
-            transform = SynthesisTransform(base.M, int(state["g_s.0.bias"].numel()))
+            transform = SynthesisTransform(base.M, tuple(int(state[f"g_s.{i}.bias"].numel()) for i in range(3)))
         else:
             widths = tuple(int(state[f"g_a.{i}.bias"].numel()) for i in range(3))
             transform = AnalysisTransform(base.M, base.N, widths, int(state["quality_pyramid.downs.0.0.bias"].numel()))

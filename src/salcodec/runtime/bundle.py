@@ -15,7 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 
 CACHE_ENV = "SALCODEC_CACHE"
-BUNDLE_VERSION = 3  # raise when a part's contents change (2: synthesis phases without zero taps; 3: tiling in the tables)
+BUNDLE_VERSION = 4  # raise when a part's contents change (2: synthesis phases without zero taps; 3: tiling in the
+# tables; 4: squares as products)
 
 
 class NotSupported(Exception):

@@ -8,6 +8,7 @@ handle — other model families — raises NotSupported, and the caller uses the
 """
 from __future__ import annotations
 
+from array import array
 from functools import lru_cache
 from pathlib import Path
 
@@ -79,13 +80,24 @@ class Tables:
         self.N, self.M, self.stride = int(arrays["N"]), int(arrays["M"]), int(arrays["stride"])
         self.medians = arrays["eb_medians"].astype(np.float32)
         self.boundaries, self.scale_bound = arrays["gc_boundaries"], arrays["gc_scale_bound"]
+        # the boundaries are geometric midpoints of a geometric table: evenly spaced in the log domain
+        logs = np.log(self.boundaries.astype(np.float64))
+        self.log_first, self.log_step = np.float32(logs[0]), np.float32((logs[-1] - logs[0]) / max(len(logs) - 1, 1))
+        self.fenced = np.concatenate([[-np.inf], self.boundaries, [np.inf]]).astype(np.float32)
         self.eb = tuple(arrays[f"eb_{k}"] for k in ("cdf", "cdf_length", "offset"))
         self.gc = tuple(arrays[f"gc_{k}"] for k in ("cdf", "cdf_length", "offset"))
+        self.eb_bits, self.gc_bits = self.code_lengths(self.eb[0]), self.code_lengths(self.gc[0])
         self.eb_lists = tuple(a.tolist() for a in self.eb)
         self.gc_lists = tuple(a.tolist() for a in self.gc)
         self.h_s = ExactHyperSynthesis(arrays)
         (self.analysis_halo, self.hyper_analysis_tile, self.hyper_analysis_halo, self.synthesis_halo,
          self.h_s_tile, self.h_s_halo) = (int(v) for v in arrays["tiling"])
+
+    @staticmethod
+    def code_lengths(cdf: np.ndarray) -> np.ndarray:
+        """Bits of each symbol of each table, from the 16-bit CDFs (a table's padding gets 0)."""
+        p = np.diff(cdf, axis=1).astype(np.float64) / 65536
+        return -np.log2(np.where(p > 0, p, 1))
 
     def scales_and_means(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """h_s, in tiles of hyper-latents on big images (its float64 unfolding would take about 1 GB
@@ -98,8 +110,16 @@ class Tables:
         return out[: self.M], out[self.M:]
 
     def scale_indexes(self, scales: np.ndarray) -> np.ndarray:
-        """As QualityMapHyperprior.scale_indexes: the table whose scale is nearest in the log domain."""
-        return np.searchsorted(self.boundaries, np.maximum(scales, self.scale_bound), side="left").astype(np.int32)
+        """As QualityMapHyperprior.scale_indexes: the table whose scale is nearest in the log domain,
+        that is the number of boundaries below the scale (searchsorted's answer). The log domain
+        gives it to within one, since the boundaries are evenly spaced there; one comparison each
+        way with the boundaries themselves makes it exact. Twice as fast as a binary search."""
+        scales = np.maximum(scales, self.scale_bound)
+        guess = np.ceil((np.log(scales) - self.log_first) / self.log_step)
+        index = np.clip(guess, 0, len(self.boundaries), out=guess).astype(np.int32)
+        index += scales > self.fenced[index + 1]  # fenced[i + 1] is boundary i, fenced[i] boundary i − 1
+        index -= scales <= self.fenced[index]
+        return index
 
     def channel_indexes(self, shape: tuple[int, int]) -> np.ndarray:
         return np.repeat(np.arange(self.N, dtype=np.int32), shape[0] * shape[1])
@@ -163,13 +183,19 @@ def _unit(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) / np.float32(255)
 
 
-def _table_bits(symbols: np.ndarray, indexes: np.ndarray, tables: tuple[np.ndarray, ...]) -> float:
-    """The code length of `symbols` under the quantized tables (16-bit CDFs); values past a table's
-    ends are counted as its escape symbol (their few bypass bits are left out)."""
-    cdf, length, offset = tables
+def symbol_array(symbols: list[int]) -> np.ndarray:
+    """The rANS decoder's list of (int32) symbols as float32, through a C array: about half the
+    time numpy takes to convert a Python list (5 against 9 ms for a Kodak image's y)."""
+    return np.frombuffer(array("i", symbols), np.int32).astype(np.float32)
+
+
+def _table_bits(symbols: np.ndarray, indexes: np.ndarray, tables: tuple[np.ndarray, ...], lengths: np.ndarray) -> float:
+    """The code length of `symbols` under the quantized tables whose per-symbol code lengths are
+    `lengths` (Tables.code_lengths); values past a table's ends are counted as its escape symbol
+    (their few bypass bits are left out)."""
+    _, length, offset = tables
     value = np.clip(symbols - offset[indexes], 0, length[indexes] - 2)
-    p = (cdf[indexes, value + 1] - cdf[indexes, value]).astype(np.float64) / 65536
-    return float(-np.log2(p).sum())
+    return float(lengths[indexes, value].sum())
 
 
 def encode(image: np.ndarray, quality: float, saliency: np.ndarray | None, strength: float, model_id: str,
@@ -201,7 +227,8 @@ def encode(image: np.ndarray, quality: float, saliency: np.ndarray | None, stren
     y_indexes = tables.scale_indexes(scales).reshape(-1)
     y_symbols = np.round(y - means).astype(np.int32).reshape(-1)
     y_string = encoder_cls().encode_with_indexes(y_symbols.tolist(), y_indexes.tolist(), *tables.gc_lists)
-    est_bits = _table_bits(z_symbols, z_indexes, tables.eb) + _table_bits(y_symbols, y_indexes, tables.gc)
+    est_bits = (_table_bits(z_symbols, z_indexes, tables.eb, tables.eb_bits)
+                + _table_bits(y_symbols, y_indexes, tables.gc, tables.gc_bits))
     flags = bitstream.FLAG_SPATIAL_QUALITY if saliency is not None and strength != 0 else 0
     header = bitstream.Header(model_id, tables.digest, h, w, q0, flags, tile)
     return Encoded(bitstream.pack(bitstream.Container(header, [y_string, z_string])), h, w, est_bits)
@@ -225,14 +252,14 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder:
     try:
         z_symbols = decoder_cls().decode_with_indexes(bitstream.pad_stream(z_string, z_indexes.size),
                                                       z_indexes.tolist(), *tables.eb_lists)
-        z_hat = np.asarray(z_symbols, np.float32).reshape(tables.N, *z_shape) + tables.medians[:, None, None]
+        z_hat = symbol_array(z_symbols).reshape(tables.N, *z_shape) + tables.medians[:, None, None]
         scales, means = tables.scales_and_means(z_hat)
         y_indexes = tables.scale_indexes(scales)
         y_symbols = decoder_cls().decode_with_indexes(bitstream.pad_stream(y_string, y_indexes.size),
                                                       y_indexes.reshape(-1).tolist(), *tables.gc_lists)
     except (RuntimeError, ValueError) as exc:
         raise SalcodecError(f"corrupt file (entropy decoding failed: {exc})") from None
-    y_hat = np.asarray(y_symbols, np.float32).reshape(means.shape) + means
+    y_hat = symbol_array(y_symbols).reshape(means.shape) + means
     q0_in = np.array([head.q0 / 255.0], np.float32)
 
     def pixels_of(latents: np.ndarray) -> tuple[np.ndarray]:

@@ -29,6 +29,37 @@ def _export_onnx(module: nn.Module, inputs: tuple[torch.Tensor, ...], input_name
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
         torch.onnx.export(module.eval(), inputs, str(path), dynamo=False, input_names=input_names,
                           output_names=output_names, dynamic_axes=free_axes, opset_version=17)
+    _square_by_multiplying(path)
+
+
+def _square_by_multiplying(path: Path) -> None:
+    """Rewrite every Pow(x, 2) of a graph (GDN squares its input) as Mul(x, x).
+
+    ONNX Runtime runs convolutions in a blocked channel layout (NCHWc) and converts tensors to and
+    from it around operators that lack that layout; Pow lacks it and Mul has it. So each GDN's
+    square cost two layout conversions besides itself: about 12 % of a convolution-GDN-convolution
+    block of 64 channels at 128×192 (60 → 52 ms under load). Both give x·x rounded once.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    constants |= {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
+                  if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
+    changed = False
+    for i, node in enumerate(graph.node):
+        exponent = constants.get(node.input[1]) if node.op_type == "Pow" else None
+        if exponent is not None and exponent.size == 1 and float(exponent.reshape(())) == 2.0:
+            graph.node[i].CopyFrom(helper.make_node("Mul", [node.input[0], node.input[0]], list(node.output), name=node.name))
+            changed = True
+    if changed:
+        used = {name for node in graph.node for name in node.input}
+        unused = [n for n in graph.node if n.op_type == "Constant" and n.output[0] not in used]  # the exponents
+        for node in unused:
+            graph.node.remove(node)
+        onnx.save(model, str(path))
 
 
 class _Stage(nn.Module):

@@ -23,9 +23,9 @@ from .narrowing import copy_narrowed_layers
 
 
 @torch.no_grad()
-def narrowed_synthesis(model: torch.nn.Module, width: int) -> SynthesisTransform:
-    """The model's synthesis `width` channels wide, from its most-read channels (narrowing.py)."""
-    narrow = SynthesisTransform(model.M, width)
+def narrowed_synthesis(model: torch.nn.Module, widths: int | tuple[int, int, int]) -> SynthesisTransform:
+    """The model's synthesis with hidden layers `widths` wide, from its most-read channels (narrowing.py)."""
+    narrow = SynthesisTransform(model.M, widths)
     narrow.inverse_gain.copy_(model.inverse_gain)
     copy_narrowed_layers(model.g_s, narrow.g_s, model.g_s_igdn, narrow.g_s_igdn, model.g_s_mod, narrow.g_s_mod)
     return narrow
@@ -39,7 +39,8 @@ def train_fast_decoder(cfg: dict, max_steps: int | None = None) -> Path:
     base_id, out_dir = mcfg["base"], Path(cfg["out_dir"])
     base, digest = frozen_base(cfg, "fast decoder")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    synthesis = narrowed_synthesis(base, mcfg["width"]).to(device).train()
+    widths = tuple(mcfg["widths"]) if "widths" in mcfg else mcfg["width"]  # per hidden layer, or one for all
+    synthesis = narrowed_synthesis(base, widths).to(device).train()
     optimizers = {"lr": torch.optim.Adam(synthesis.parameters(), lr=learning_rate(tcfg["lr"], 0))}
     cache = latent_cache(cfg, base)
 
