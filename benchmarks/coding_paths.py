@@ -56,7 +56,7 @@ def main() -> None:
             pixels = codec.decode(data, decoder=args.decoder)
             first = pixels if first is None else first
             encode_s = median_seconds(lambda: codec.encode(image, 50, encoder=args.encoder), args.repeats)
-            decode_s = median_seconds(lambda: codec.decode(data, decoder=args.decoder), args.repeats)
+            decode_s = median_seconds(lambda data=data: codec.decode(data, decoder=args.decoder), args.repeats)
             print(f"| {name} | {encode_s:.3f} | {decode_s:.3f} | {len(data)} | {int((pixels != first).any(-1).sum())} |")
     finally:
         SubPixelConvTranspose2d._shuffle_applies = shuffle_applies

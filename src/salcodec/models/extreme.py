@@ -198,4 +198,4 @@ class MultiScaleDiscriminator(nn.Module):
             blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
             logits.append(head(torch.cat([x * 2 - 1, HIGH_PASS_GAIN * (x - blurred)], 1)))
             x = F.avg_pool2d(x, 2)
-        return torch.cat([l.flatten(1) for l in logits], 1), logits
+        return torch.cat([scale_logits.flatten(1) for scale_logits in logits], 1), logits
