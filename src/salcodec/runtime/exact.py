@@ -3,10 +3,8 @@
 models/exact.py runs h_s with integer-valued float64 weights and activations, so every sum is
 exact whatever order a library adds in. That makes this numpy copy give bit-identical outputs to
 the torch one: a file written by either engine picks the same coding tables in the other.
-Transposed convolutions run as matrix products over the input pixels whose products are added
-into the output at their k² offsets (col2im): every multiply-add is one of the kernel's real taps,
-where sub-pixel phases padded to a common size spend 36 per 25 on a 5×5, stride-2 layer.
-Ordinary convolutions run as one matrix product over unfolded patches.
+Transposed convolutions run as their sub-pixel phases (models/layers.SubPixelConvTranspose2d),
+ordinary convolutions as one matrix product over unfolded patches.
 """
 from __future__ import annotations
 
@@ -24,18 +22,30 @@ def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, padding: int) -> 
     return (columns @ weight.reshape(weight.shape[0], -1).T + bias).T.reshape(-1, h, w)
 
 
-def _conv_transpose(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int, padding: int) -> np.ndarray:
-    """Transposed convolution of C×H×W by a C×O×k×k kernel, with output `stride` times the input
-    (output padding stride − 1): one matrix product of every tap with every input pixel, then
-    input pixel (m, n)'s products added at output pixel (s·m + ky − p, s·n + kx − p)."""
+def _pixel_shuffle(x: np.ndarray, s: int) -> np.ndarray:
     c, h, w = x.shape
-    out_ch, k, s = weight.shape[1], weight.shape[-1], stride
-    products = (weight.reshape(c, -1).T @ x.reshape(c, h * w)).reshape(out_ch, k, k, h, w)
-    full = np.zeros((out_ch, s * (h - 1) + k + s, s * (w - 1) + k + s))
-    for ky in range(k):
-        for kx in range(k):
-            full[:, ky: ky + s * h: s, kx: kx + s * w: s] += products[:, ky, kx]
-    return full[:, padding: padding + s * h, padding: padding + s * w] + bias[:, None, None]
+    return x.reshape(c // (s * s), s, s, h, w).transpose(0, 3, 1, 4, 2).reshape(c // (s * s), h * s, w * s)
+
+
+def phase_kernels(weight: np.ndarray, stride: int, padding: int) -> np.ndarray:
+    """The stride²·O sub-pixel kernels of a transposed convolution (C×O×k×k weights), in the
+    order models/layers.SubPixelConvTranspose2d builds them: output phase (ry, rx) of channel o
+    is kernel o·s² + ry·s + rx."""
+    c_in, c_out, k, _ = weight.shape
+    s, p = stride, padding
+    reach = (p + s - 1) // s
+    taps = 2 * reach + 1
+    kernels = np.zeros((c_out, s, s, c_in, taps, taps), weight.dtype)
+    w = weight.transpose(1, 0, 2, 3)
+    for ry in range(s):
+        for a in range(taps):
+            ky = ry + p - s * (a - reach)
+            for rx in range(s):
+                for b in range(taps):
+                    kx = rx + p - s * (b - reach)
+                    if 0 <= ky < k and 0 <= kx < k:
+                        kernels[:, ry, rx, :, a, b] = w[:, :, ky, kx]
+    return kernels.reshape(c_out * s * s, c_in, taps, taps)
 
 
 class ExactHyperSynthesis:
@@ -53,7 +63,10 @@ class ExactHyperSynthesis:
                 continue
             weight, bias = tables[f"h_s_{i}_weight"].astype(np.float64), tables[f"h_s_{i}_bias"]
             stride, padding, shift = (int(v) for v in tables[f"h_s_{i}_geometry"])
-            if kind != "deconv" and stride != 1:
+            if kind == "deconv":
+                weight, bias = phase_kernels(weight, stride, padding), np.repeat(bias, stride * stride)
+                padding = weight.shape[-1] // 2
+            elif stride != 1:
                 raise ValueError("strided convolutions are not part of h_s")
             self.layers.append((kind, weight, bias, shift, stride, padding))
 
@@ -70,10 +83,8 @@ class ExactHyperSynthesis:
                 continue
             kind, weight, bias, shift, stride, padding = layer
             out_frac = frac + shift
-            integer_bias = np.round(bias * 2.0**out_frac)
+            acc = _conv(x, weight, np.round(bias * 2.0**out_frac), padding)
             if kind == "deconv":
-                acc = _conv_transpose(x, weight, integer_bias, stride, padding)
-            else:
-                acc = _conv(x, weight, integer_bias, padding)
+                acc = _pixel_shuffle(acc, stride)
             h = acc * 2.0**-out_frac
         return h.astype(np.float32)
