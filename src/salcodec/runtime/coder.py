@@ -49,6 +49,11 @@ def _session(path: Path):
     # benchmarks/speed.py's salcodec+auto[onnx] process peaked at 1,281 MB with them and 794 MB
     # without, at the same speed (0.44 / 0.39 s and 0.43 / 0.39 s per image)
     options.enable_mem_pattern = False
+    # ONNX Runtime's threads spin for a while after each run, waiting for the next; the numpy work
+    # between two runs (the exact h_s, the range coder) then shares the two cores with them. Without
+    # spinning a Kodak compress with auto saliency and the fast encoder took 131-152 ms instead of
+    # 173-192 ms (default-v4-lite), and decompressing took as long as before (118-126 ms)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ONNX Runtime raises its own types for unreadable graphs
