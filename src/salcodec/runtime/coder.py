@@ -118,7 +118,8 @@ class Tables:
         """As QualityMapHyperprior.scale_indexes: the table whose scale is nearest in the log domain,
         that is the number of boundaries below the scale (searchsorted's answer). The log domain
         gives it to within one, since the boundaries are evenly spaced there; one comparison each
-        way with the boundaries themselves makes it exact. Twice as fast as a binary search."""
+        way with the boundaries themselves makes it exact: 1.6 ms on a Kodak image's y, against 6 ms
+        for a binary search."""
         scales = np.maximum(scales, self.scale_bound)
         guess = np.ceil((np.log(scales) - self.log_first) / self.log_step)
         index = np.clip(guess, 0, len(self.boundaries), out=guess).astype(np.int32)
@@ -190,7 +191,7 @@ def _unit(pixels: np.ndarray) -> np.ndarray:
 
 def symbol_array(symbols: list[int]) -> np.ndarray:
     """The rANS decoder's list of (int32) symbols as float32, through a C array: about half the
-    time numpy takes to convert a Python list (5 against 9 ms for a Kodak image's y)."""
+    time numpy takes to convert a Python list (6 against 9 ms for a Kodak image's y)."""
     return np.frombuffer(array("i", symbols), np.int32).astype(np.float32)
 
 
