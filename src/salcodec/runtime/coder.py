@@ -51,8 +51,8 @@ def _session(path: Path):
     options.enable_mem_pattern = False
     # ONNX Runtime's threads spin for a while after each run, waiting for the next; the numpy work
     # between two runs (the exact h_s, the range coder) then shares the two cores with them. Without
-    # spinning a Kodak compress with auto saliency and the fast encoder took 131-152 ms instead of
-    # 173-192 ms (default-v4-lite), and decompressing took as long as before (118-126 ms)
+    # spinning a Kodak compress with auto saliency and the fast setting took 134-151 ms instead of
+    # 183-184 ms, and decompressing as long as before (benchmarks/onnx_spinning.py)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -193,8 +193,13 @@ def export_synthesis(model_id: str, decoder: str, path: Path) -> None:
     if decoder != "mse":
         from ..models.transforms import load_decoder
         transform = load_decoder(model_id, decoder)
-    y_hat, q0 = torch.round(torch.randn(1, model.M, 8, 8)), torch.tensor([0.5])
+    export_synthesis_graph(transform, path)
+
+
+def export_synthesis_graph(transform: nn.Module, path: Path) -> None:
+    """The graph of a synthesis (a model, or a `SynthesisTransform` of any widths) as the engine runs it."""
     from ..models.hyperprior import synthesize
+    y_hat, q0 = torch.round(torch.randn(1, transform.inverse_gain.numel(), 8, 8)), torch.tensor([0.5])
     module = _Stage(transform, synthesize).eval()
     with torch.no_grad():  # builds the sub-pixel kernels once, so the graph holds them as constants
         module(y_hat, q0)  # instead of tracing the hundreds of copies that assemble them
