@@ -10,26 +10,14 @@ oneDNN on for every k×k convolution while the 1×1 ones run natively (models/la
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from PIL import Image
+from timing import median_seconds
 
 from salcodec.codec import codec
 from salcodec.models.layers import SubPixelConvTranspose2d
-
-
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -10,27 +10,16 @@ into an array, the synthesis; and the whole `api.decompress` for comparison.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
+from timing import median_seconds
 
 from salcodec import api
 from salcodec.codec import bitstream
 from salcodec.codec.encoded import padded_size
 from salcodec.models import DEFAULT_MODEL
 from salcodec.runtime import coder
-
-
-def median_ms(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
 
 
 def main() -> None:
@@ -73,8 +62,8 @@ def main() -> None:
     print(f"# {args.image}, {args.model}, {args.decoder} decoder, quality 50; median of {args.runs} (ms)")
     print("| stage | ms |")
     print("|---|---|")
-    timed = {name: median_ms(fn, args.runs) for name, fn in stages.items()}
-    whole = median_ms(lambda: api.decompress(data, args.decoder, engine="onnx"), args.runs)
+    timed = {name: 1000 * median_seconds(fn, args.runs) for name, fn in stages.items()}
+    whole = 1000 * median_seconds(lambda: api.decompress(data, args.decoder, engine="onnx"), args.runs)
     for name, ms in timed.items():
         print(f"| {name} | {ms:.1f} |")
     print(f"| the rest (unpacking, index lists, pixels) | {whole - sum(timed.values()):.1f} |")

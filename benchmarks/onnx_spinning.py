@@ -14,14 +14,17 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 CHILD = r"""
-import json, statistics, sys, time
+import json, sys
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-spinning, model, image_path, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+spinning, model, image_path, repeats, benchmarks = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+sys.path.insert(0, benchmarks)
+from timing import median_seconds  # noqa: E402
 
 
 class Options(ort.SessionOptions):
@@ -36,18 +39,12 @@ image = np.asarray(Image.open(image_path).convert("RGB"))
 data = api.compress(image, 50, "auto", model=model, encoder="fast", engine="onnx")
 
 
-def median_ms(fn):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+def compress():
+    api.compress(image, 50, "auto", model=model, encoder="fast", engine="onnx")
 
 
-print(json.dumps({"compress": median_ms(lambda: api.compress(image, 50, "auto", model=model, encoder="fast", engine="onnx")),
-                  "decompress": median_ms(lambda: api.decompress(data, "fast", engine="onnx"))}))
+print(json.dumps({"compress": 1000 * median_seconds(compress, repeats),
+                  "decompress": 1000 * median_seconds(lambda: api.decompress(data, "fast", engine="onnx"), repeats)}))
 """
 
 
@@ -63,7 +60,8 @@ def main() -> None:
     print("| ONNX Runtime threads | compress | decompress |\n|---|---|---|")
     for _ in range(args.rounds):
         for spinning, label in (("1", "spinning (ONNX Runtime's default)"), ("0", "not spinning (the engine's setting)")):
-            out = subprocess.run([sys.executable, "-c", CHILD, spinning, args.model, args.image, str(args.repeats)],
+            out = subprocess.run([sys.executable, "-c", CHILD, spinning, args.model, args.image, str(args.repeats),
+                                  str(Path(__file__).resolve().parent)],
                                  check=True, capture_output=True, text=True).stdout
             ms = json.loads(out.strip().splitlines()[-1])
             print(f"| {label} | {ms['compress']:.1f} | {ms['decompress']:.1f} |")

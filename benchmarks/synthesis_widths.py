@@ -11,14 +11,13 @@ training. Prints the median time, the parameters and the multiply-adds.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
+from timing import median_seconds
 
 from salcodec.models.hyperprior import SynthesisTransform
 from salcodec.runtime.export import export_synthesis_graph
@@ -33,16 +32,6 @@ def multiply_adds(widths: tuple[int, int, int]) -> float:
     channels = (M, *widths, 3)
     deconvs = sum(p * c_in * c_out * 25 / 4 for p, c_in, c_out in zip(pixels, channels, channels[1:]))
     return deconvs + sum(p * c * c for p, c in zip(pixels, widths))
-
-
-def median_ms(session: ort.InferenceSession, feed: dict[str, np.ndarray], runs: int) -> float:
-    session.run(None, feed)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
 
 
 def main() -> None:
@@ -66,8 +55,9 @@ def main() -> None:
             path = Path(tmp) / f"{spec}.onnx"
             export_synthesis_graph(transform, path)
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            ms = 1000 * median_seconds(lambda session=session: session.run(None, feed), args.runs)
             params = sum(p.numel() for p in transform.parameters())
-            print(f"| {spec} | {median_ms(session, feed, args.runs):.1f} | {params:,} | {multiply_adds(widths) / 1e9:.1f} |")
+            print(f"| {spec} | {ms:.1f} | {params:,} | {multiply_adds(widths) / 1e9:.1f} |")
 
 
 if __name__ == "__main__":
