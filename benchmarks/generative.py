@@ -4,13 +4,16 @@
                                     [--out-dir runs/generative]
     python benchmarks/generative.py --models gan-extreme-v1-mse gan-extreme-v1   # two whole codecs
     python benchmarks/generative.py --blend 0.6 0.8   # also a decode-time blend of the two decoders
+    python benchmarks/generative.py --quality 25 --strength 0.35   # files coded with the predicted saliency
 
-Each image is compressed once (`--saliency none`) and decoded by both decoders; with `--models`
+Each image is compressed once (`--saliency none`, or with the shipped predictor's map at
+`--strength` γ) and decoded by both decoders; with `--models`
 each of the two models (an MSE-trained one first, a GAN-trained one second; fixed-rate models
 ignore `--quality`) compresses and decompresses it. The ROI is the
 top 20 % of the shipped saliency predictor's map (`auto`; Kodak has no human fixations), so
 ROI-PSNR here is "where the predictor says people look". Realism is the high-frequency ratio:
-power in the upper half of spatial frequencies of the reconstruction over the original's. The
+power in the upper half of spatial frequencies of the reconstruction over the original's; the same
+band's energy is also compared inside the ROI and outside it (where the texture went). The
 grid artefact ratio measures periodic patterns on the decoder's 16-px grid (1 = none). FID and
 KID against the originals' patches are added when Inception weights are at hand (--inception-weights,
 see salcodec/eval/realism.py); without them the output says they are unavailable.
@@ -31,7 +34,15 @@ from PIL import Image
 from salcodec import saliency
 from salcodec.codec import codec
 from salcodec.eval import realism
-from salcodec.eval.metrics import grid_artefact_ratio, high_frequency_ratio, ms_ssim, psnr, region_psnr, roi_mask
+from salcodec.eval.metrics import (
+    grid_artefact_ratio,
+    high_frequency_ratio,
+    ms_ssim,
+    psnr,
+    region_high_frequency_ratio,
+    region_psnr,
+    roi_mask,
+)
 from salcodec.models.registry import DEFAULT_MODEL
 
 CROP = 192
@@ -43,6 +54,8 @@ def main() -> None:
     ap.add_argument("--models", nargs=2, metavar=("MSE_MODEL", "GAN_MODEL"),
                     help="compare two codecs, each with its own files, instead of two decoders of one")
     ap.add_argument("--quality", type=float, default=0)
+    ap.add_argument("--strength", type=float, default=0.0,
+                    help="code with the predicted saliency map at this strength γ (default 0: --saliency none)")
     ap.add_argument("--data", default="../shared/data/kodak")
     ap.add_argument("--images", type=int, help="only the first N images")
     ap.add_argument("--out-dir", default="runs/generative")
@@ -63,10 +76,10 @@ def main() -> None:
         decoded, bpp = {}, {}
         if args.models:
             for name, model in zip(("mse", "gan"), args.models):
-                enc = codec.encode(image, args.quality, None, 0.0, model)
+                enc = codec.encode(image, args.quality, sal if args.strength else None, args.strength, model)
                 decoded[name], bpp[name] = codec.decode(enc.data), enc.bpp
         else:
-            enc = codec.encode(image, args.quality, None, 0.0, args.model)
+            enc = codec.encode(image, args.quality, sal if args.strength else None, args.strength, args.model)
             for name in ("mse", "gan"):
                 decoded[name], bpp[name] = codec.decode(enc.data, decoder=name), enc.bpp
         if args.blend:
@@ -82,7 +95,10 @@ def main() -> None:
                 collector.add(name, args.quality, bpp[name], pixels)
             rows.append({"image": path.name, "decoder": name, "bpp": bpp[name], "psnr": psnr(image, pixels),
                          "ms_ssim": ms_ssim(image, pixels), "roi_psnr": region_psnr(image, pixels, roi),
-                         "hf_ratio": high_frequency_ratio(image, pixels), "grid_ratio": grid_artefact_ratio(image, pixels)})
+                         "hf_ratio": high_frequency_ratio(image, pixels),
+                         "hf_ratio_roi": region_high_frequency_ratio(image, pixels, roi),
+                         "hf_ratio_background": region_high_frequency_ratio(image, pixels, ~roi),
+                         "grid_ratio": grid_artefact_ratio(image, pixels)})
         if i < 4:  # a crop around the most salient point
             cy, cx = np.unravel_index(int(np.argmax(sal)), sal.shape)
             y0 = int(np.clip(cy - CROP // 2, 0, image.shape[0] - CROP))
@@ -97,15 +113,18 @@ def main() -> None:
         writer.writerows(rows)
     Image.fromarray(np.concatenate(grid, axis=0)).save(out / "crops.png")
     what = f"models {' (mse) vs '.join(args.models)} (gan)" if args.models else f"model {args.model}"
-    print(f"{what}, quality {args.quality:g}, {len(paths)} images of {args.data}, --saliency none; "
+    coding = f"--saliency auto --strength {args.strength:g}" if args.strength else "--saliency none"
+    print(f"{what}, quality {args.quality:g}, {len(paths)} images of {args.data}, {coding}; "
           f"ROI = top 20 % of the shipped predictor's map (auto)")
-    print("| decoder | bpp | PSNR (dB) | MS-SSIM | ROI-PSNR (dB) | high-frequency ratio | grid artefact ratio |\n"
-          "|---|---|---|---|---|---|---|")
+    print("| decoder | bpp | PSNR (dB) | MS-SSIM | ROI-PSNR (dB) | high-frequency ratio | in the ROI | outside | "
+          "grid artefact ratio |\n|---|---|---|---|---|---|---|---|---|")
     for name in ("mse", "gan") + (("blend",) if args.blend else ()):
         mine = [r for r in rows if r["decoder"] == name]
-        mean = {k: float(np.mean([r[k] for r in mine])) for k in ("bpp", "psnr", "ms_ssim", "roi_psnr", "hf_ratio", "grid_ratio")}
+        mean = {k: float(np.mean([r[k] for r in mine])) for k in ("bpp", "psnr", "ms_ssim", "roi_psnr", "hf_ratio",
+                                                                   "hf_ratio_roi", "hf_ratio_background", "grid_ratio")}
         print(f"| {name} | {mean['bpp']:.4f} | {mean['psnr']:.2f} | {mean['ms_ssim']:.4f} | {mean['roi_psnr']:.2f} | "
-              f"{mean['hf_ratio']:.3f} | {mean['grid_ratio']:.2f} |")
+              f"{mean['hf_ratio']:.3f} | {mean['hf_ratio_roi']:.3f} | {mean['hf_ratio_background']:.3f} | "
+              f"{mean['grid_ratio']:.2f} |")
     print("\n" + realism.format_realism(collector.summary() if collector else {"unavailable": realism.unavailable_reason()}))
     print(f"crop grid (original / MSE / GAN / saliency): {out / 'crops.png'}")
 

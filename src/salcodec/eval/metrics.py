@@ -59,18 +59,40 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(_ssim(ta, tb, data_range=255))
 
 
-def high_frequency_power(image: np.ndarray) -> float:
-    """Power of an H×W×3 uint8 image's luma in the upper half of spatial frequencies (radial
-    frequency above a quarter cycle per pixel, half of Nyquist); a Hann window stops the image
-    borders from adding edges of their own."""
+def _upper_band(h: int, w: int) -> np.ndarray:
+    """The rfft2 bins above a quarter cycle per pixel (half of Nyquist): the upper half of spatial frequencies."""
+    return np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]) > 0.25
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
     luma = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    luma -= luma.mean()
+    return luma - luma.mean()
+
+
+def high_frequency_power(image: np.ndarray) -> float:
+    """Power of an H×W×3 uint8 image's luma in the upper half of spatial frequencies; a Hann window
+    stops the image borders from adding edges of their own."""
+    luma = _luma(image)
     h, w = luma.shape
     window = np.outer(np.hanning(h), np.hanning(w)) if min(h, w) > 1 else np.ones((h, w))
     power = np.abs(np.fft.rfft2(luma * window)) ** 2
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None, :]
-    return float(power[np.hypot(fy, fx) > 0.25].sum())
+    return float(power[_upper_band(h, w)].sum())
+
+
+def high_frequency_detail(image: np.ndarray) -> np.ndarray:
+    """H×W: the luma's upper-frequency band (the band of `high_frequency_power`) back in pixel
+    space, squared: where in the image the fine detail is."""
+    luma = _luma(image)
+    spectrum = np.fft.rfft2(luma) * _upper_band(*luma.shape)
+    return np.fft.irfft2(spectrum, s=luma.shape) ** 2
+
+
+def region_high_frequency_ratio(original: np.ndarray, reconstruction: np.ndarray, mask: np.ndarray) -> float:
+    """`high_frequency_ratio` inside a region: the reconstruction's fine-detail energy there over the
+    original's. Says where a generative decoder puts its texture (ROI or background)."""
+    if not mask.any():
+        return float("nan")
+    return float(high_frequency_detail(reconstruction)[mask].sum() / max(high_frequency_detail(original)[mask].sum(), 1e-12))
 
 
 def high_frequency_ratio(original: np.ndarray, reconstruction: np.ndarray) -> float:
