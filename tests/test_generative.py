@@ -13,11 +13,11 @@ from PIL import Image, ImageFilter
 
 from salcodec.codec import codec
 from salcodec.errors import SalcodecError
-from salcodec.eval.metrics import high_frequency_ratio
+from salcodec.eval.metrics import high_frequency_ratio, region_high_frequency_ratio
 from salcodec.models.registry import MODEL_PATH_ENV, build_model, export_weights, load_model
 from salcodec.models.transforms import export_decoder, synthesis_state
 from salcodec.train.gan import gan_step, generator_and_discriminator, quantized_latents
-from salcodec.train.losses import generation_weight, periodic_error_power
+from salcodec.train.losses import generation_weight, high_frequency_energy, periodic_error_power, texture_energy_mismatch
 from tests.conftest import DATA, KODAK, TINY
 
 
@@ -29,8 +29,8 @@ def changed(before: dict, after: dict) -> set[str]:
     return {k for k in before if not torch.equal(before[k], after[k])}
 
 
-@pytest.mark.parametrize("generation_floor", [None, 0.1])
-def test_gan_steps_train_the_decoder_and_discriminator_only(rng, generation_floor):
+@pytest.mark.parametrize("generation_floor, texture_weight", [(None, 0.0), (0.1, 1.0)])
+def test_gan_steps_train_the_decoder_and_discriminator_only(rng, generation_floor, texture_weight):
     base, _ = load_model(TINY)
     base_before = snapshot(base)
     generator, discriminator = generator_and_discriminator(base, width=8)
@@ -42,10 +42,12 @@ def test_gan_steps_train_the_decoder_and_discriminator_only(rng, generation_floo
     y_hat = quantized_latents(base, x, q0.view(-1, 1, 1, 1).expand(-1, 1, 64, 64), q0)
     weights = {"distortion_weight": 0.01, "adversarial_weight": 1.0, "feature_matching_weight": 1.0,
                "saliency_weighting": "normalised", "saliency_floor": 0.1, "periodic_weight": 0.5,
-               "generation_saliency_floor": generation_floor}
+               "generation_saliency_floor": generation_floor, "texture_weight": texture_weight,
+               "texture_saliency_floor": 0.1}
     for _ in range(2):
         terms = gan_step(generator, discriminator, opt_g, opt_d, x, torch.rand(2, 1, 64, 64), y_hat, q0, weights)
     assert all(np.isfinite(v) for v in terms.values())
+    assert (terms["texture"] > 0) == (texture_weight > 0)
     moved = changed(g_before, snapshot(generator))
     assert moved and moved <= set(synthesis_state(generator))  # encoder and entropy model stay frozen
     assert changed(d_before, snapshot(discriminator))
@@ -75,6 +77,32 @@ def test_periodic_error_power_sees_a_grid_pattern_and_not_noise(rng):
     assert (periodic_error_power(x, x + 0.1) < 1e-6).all()  # an offset is no pattern (up to float rounding)
     fake = (x + dots).requires_grad_()
     periodic_error_power(x, fake).sum().backward()
+    assert fake.grad.abs().sum() > 0
+
+
+def test_texture_energy_mismatch_asks_the_background_for_the_originals_detail(rng):
+    x = torch.from_numpy(rng.random((1, 3, 64, 64), dtype=np.float32))
+    blurred = torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    energy = high_frequency_energy(x)
+    assert energy.shape == (1, 1, 4, 4)
+    assert (high_frequency_energy(blurred) < energy / 4).all()  # a 3×3 mean removes most of the upper band
+    assert (high_frequency_energy(torch.full_like(x, 0.5)) < 1e-10).all()  # a flat image has none
+
+    nothing_salient = torch.zeros(1, 1, 64, 64)
+    assert texture_energy_mismatch(x, x, nothing_salient, 0.1).item() < 1e-8
+    too_little = texture_energy_mismatch(x, blurred, nothing_salient, 0.1)
+    too_much = texture_energy_mismatch(blurred, x, nothing_salient, 0.1)
+    assert too_little.item() > 1 and torch.allclose(too_little, too_much)  # a log-ratio: less and more alike
+
+    half_blurred = x.clone()
+    half_blurred[..., :, :32] = blurred[..., :, :32]
+    left_salient = torch.zeros(1, 1, 64, 64)
+    left_salient[..., :, :32] = 1
+    # the same missing detail costs ten times less where people look (floor 0.1)
+    assert texture_energy_mismatch(x, half_blurred, left_salient, 0.1) < texture_energy_mismatch(x, half_blurred, 1 - left_salient, 0.1) / 5
+
+    fake = blurred.clone().requires_grad_()
+    texture_energy_mismatch(x, fake, nothing_salient, 0.1).sum().backward()
     assert fake.grad.abs().sum() > 0
 
 
@@ -132,6 +160,19 @@ def test_high_frequency_ratio_sees_blur():
     assert high_frequency_ratio(original, original) == pytest.approx(1.0)
     blurred = np.asarray(image.filter(ImageFilter.GaussianBlur(1)))
     assert high_frequency_ratio(original, blurred) < 0.2
+
+
+def test_region_high_frequency_ratio_says_where_the_detail_went():
+    image = Image.open(KODAK / "kodim01.png").convert("RGB")
+    original = np.asarray(image)
+    half = original.copy()
+    half[:, 384:] = np.asarray(image.filter(ImageFilter.GaussianBlur(1)))[:, 384:]  # the right half blurred
+    left = np.zeros(original.shape[:2], bool)
+    left[:, :300] = True  # clear of the seam, where both halves' detail meets
+    assert region_high_frequency_ratio(original, original, left) == pytest.approx(1.0)
+    assert region_high_frequency_ratio(original, half, left) == pytest.approx(1.0, abs=0.05)
+    assert region_high_frequency_ratio(original, half, ~left) < 0.4
+    assert np.isnan(region_high_frequency_ratio(original, half, np.zeros_like(left)))
 
 
 def test_gan_training_command_logs_both_sets_and_exports(tmp_path, training_photos):

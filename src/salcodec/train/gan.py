@@ -45,7 +45,7 @@ from ..eval.metrics import high_frequency_ratio, psnr
 from ..models.generative import ConditionalPatchDiscriminator
 from ..models.registry import load_model
 from ..models.transforms import export_decoder, synthesis_state
-from .losses import generation_weight, periodic_error_power, saliency_weight
+from .losses import generation_weight, periodic_error_power, saliency_weight, texture_energy_mismatch
 
 
 @dataclass
@@ -198,15 +198,18 @@ def adversarial_step(discriminator: torch.nn.Module, opt_g: torch.optim.Optimize
             feature_matching = sum((generation_weight(saliency, f, gate_floor) * (f - r).abs()).mean()
                                    for f, r in zip(fake_features, real_features)) / len(fake_features)
     periodic = periodic_error_power(x, fake).mean()
+    texture = torch.zeros(())
+    if weights.get("texture_weight"):
+        texture = texture_energy_mismatch(x, fake, saliency, weights["texture_saliency_floor"]).mean()
     g_loss = (weights["distortion_weight"] * dist + weights["adversarial_weight"] * adversarial
               + weights["feature_matching_weight"] * feature_matching + weights.get("periodic_weight", 0.0) * periodic
-              + sum((extra or {}).values()))
+              + weights.get("texture_weight", 0.0) * texture + sum((extra or {}).values()))
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
     mse = squared.detach().flatten(1).mean(1)
     return {"d_loss": d_loss.item(), "r1": r1.item(), "g_adversarial": adversarial.item(), "distortion": dist.item(),
-            "feature_matching": feature_matching.item(), "periodic": periodic.item(),
+            "feature_matching": feature_matching.item(), "periodic": periodic.item(), "texture": texture.item(),
             "psnr": (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean().item()} | \
         {k: v.item() for k, v in (extra or {}).items()}
 
@@ -224,7 +227,9 @@ def loss_weights(tcfg: dict) -> dict:
             "saliency_weighting": tcfg.get("saliency_weighting", "normalised"),
             "saliency_floor": tcfg.get("saliency_floor", 0.1), "r1_weight": tcfg.get("r1_weight", 0.0),
             "periodic_weight": tcfg.get("periodic_weight", 0.0),
-            "generation_saliency_floor": tcfg.get("generation_saliency_floor")}
+            "generation_saliency_floor": tcfg.get("generation_saliency_floor"),
+            "texture_weight": tcfg.get("texture_weight", 0.0),
+            "texture_saliency_floor": tcfg.get("texture_saliency_floor", 0.1)}
 
 
 def monitor_for(cfg: dict) -> Monitor:

@@ -76,6 +76,34 @@ def periodic_error_power(x: torch.Tensor, x_hat: torch.Tensor, period: int = 16)
     return 255**2 * pattern.pow(2).mean((1, 2))
 
 
+def high_frequency_energy(x: torch.Tensor, patch: int = 16) -> torch.Tensor:
+    """B×1×h×w: per patch, the mean power of the luma's upper half of spatial frequencies (above a
+    quarter cycle per pixel: the band of eval.metrics.high_frequency_ratio), images in [0, 1]."""
+    luma = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    spectrum = torch.fft.rfft2(luma)
+    fy = torch.fft.fftfreq(x.shape[-2], device=x.device).view(-1, 1)
+    fx = torch.fft.rfftfreq(x.shape[-1], device=x.device).view(1, -1)
+    detail = torch.fft.irfft2(spectrum * (torch.hypot(fy, fx) > 0.25), s=x.shape[-2:])
+    return torch.nn.functional.avg_pool2d(detail.pow(2), patch)
+
+
+def texture_energy_mismatch(x: torch.Tensor, x_hat: torch.Tensor, saliency: torch.Tensor, floor: float,
+                            patch: int = 16, noise_floor: float = (2 / 255) ** 2) -> torch.Tensor:
+    """Per-sample squared log-ratio of the reconstruction's high-frequency energy to the original's,
+    patch by patch, weighted towards the background (`generation_weight`).
+
+    The adversarial term decides what generated texture looks like, but not how much of it there
+    is: the GAN decoders put proportionally more fine detail where people look (the edges of the
+    salient objects) than in the grass, foliage and water around them, the opposite of
+    saliency-selective generation. This term asks every background patch for as much fine detail
+    as the original had there, no more and no less; `noise_floor` (power of ±2 levels) keeps flat
+    patches from asking for their sensor noise.
+    """
+    real, fake = high_frequency_energy(x, patch), high_frequency_energy(x_hat, patch)
+    mismatch = (torch.log(fake + noise_floor) - torch.log(real + noise_floor)).pow(2)
+    return (generation_weight(saliency, mismatch, floor) * mismatch).flatten(1).mean(1)
+
+
 def distortion(x: torch.Tensor, x_hat: torch.Tensor, kind: str, weight: torch.Tensor | None = None,
                alpha: float = 0.84) -> torch.Tensor:
     """Per-sample distortion: 'mse' (in 8-bit units, 255²·MSE), 'ms-ssim' (1 − MS-SSIM) or
