@@ -5,6 +5,7 @@
     python benchmarks/generative.py --models gan-extreme-v1-mse gan-extreme-v1   # two whole codecs
     python benchmarks/generative.py --blend 0.6 0.8   # also a decode-time blend of the two decoders
     python benchmarks/generative.py --quality 25 --strength 0.35   # files coded with the predicted saliency
+    python benchmarks/generative.py --unsharp 2 3 4   # also the MSE decode sharpened: a baseline without a GAN
 
 Each image is compressed once (`--saliency none`, or with the shipped predictor's map at
 `--strength` γ) and decoded by both decoders; with `--models`
@@ -28,6 +29,7 @@ import argparse
 import csv
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -61,6 +63,9 @@ def main() -> None:
     ap.add_argument("--out-dir", default="runs/generative")
     ap.add_argument("--blend", type=float, nargs=2, metavar=("LO", "HI"),
                     help="also blend the two decodes by the saliency quantiles of the MSE decode")
+    ap.add_argument("--unsharp", type=float, nargs="+", metavar="AMOUNT", default=[],
+                    help="also the MSE decode sharpened by unsharp masking (decode + AMOUNT · (decode − its Gaussian blur, σ = 1 px)): "
+                         "the texture any decoder gets from sharpening alone")
     ap.add_argument("--inception-weights", help="pytorch-fid's Inception weights for FID/KID (salcodec.eval.realism)")
     args = ap.parse_args()
     weights = realism.find_weights(args.inception_weights)
@@ -88,6 +93,11 @@ def main() -> None:
             w = np.clip((own - lo) / max(hi - lo, 1e-6), 0, 1)[..., None]
             decoded["blend"] = np.round(w * decoded["mse"] + (1 - w) * decoded["gan"]).astype(np.uint8)
             bpp["blend"] = bpp["gan"]
+        for amount in args.unsharp:
+            mse = decoded["mse"].astype(np.float32)
+            detail = mse - cv2.GaussianBlur(mse, (0, 0), sigmaX=1.0)
+            decoded[f"unsharp {amount:g}"] = np.clip(np.round(mse + amount * detail), 0, 255).astype(np.uint8)
+            bpp[f"unsharp {amount:g}"] = bpp["mse"]
         if collector:
             collector.add_original(image)
         for name, pixels in decoded.items():
@@ -118,7 +128,7 @@ def main() -> None:
           f"ROI = top 20 % of the shipped predictor's map (auto)")
     print("| decoder | bpp | PSNR (dB) | MS-SSIM | ROI-PSNR (dB) | high-frequency ratio | in the ROI | outside | "
           "grid artefact ratio |\n|---|---|---|---|---|---|---|---|---|")
-    for name in ("mse", "gan") + (("blend",) if args.blend else ()):
+    for name in dict.fromkeys(r["decoder"] for r in rows):
         mine = [r for r in rows if r["decoder"] == name]
         mean = {k: float(np.mean([r[k] for r in mine])) for k in ("bpp", "psnr", "ms_ssim", "roi_psnr", "hf_ratio",
                                                                    "hf_ratio_roi", "hf_ratio_background", "grid_ratio")}
