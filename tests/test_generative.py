@@ -54,6 +54,24 @@ def test_gan_steps_train_the_decoder_and_discriminator_only(rng, generation_floo
     assert not changed(base_before, snapshot(base))  # the shipped model itself is untouched
 
 
+def test_distortion_weight_grows_with_the_coded_quality(rng):
+    base, _ = load_model(TINY)
+    x = torch.from_numpy(rng.random((2, 3, 64, 64), dtype=np.float32))
+    q0 = torch.tensor([0.5, 0.5])
+    y_hat = quantized_latents(base, x, q0.view(-1, 1, 1, 1).expand(-1, 1, 64, 64), q0)
+    distortion = {}
+    for exponent in (0.0, 0.5):
+        generator, discriminator = generator_and_discriminator(base, width=8)  # the same start each time
+        opt_g = torch.optim.Adam([p for p in generator.parameters() if p.requires_grad], lr=1e-3)
+        opt_d = torch.optim.Adam(discriminator.parameters(), lr=1e-3)
+        weights = {"distortion_weight": 0.01, "adversarial_weight": 0.0, "feature_matching_weight": 0.0,
+                   "saliency_weighting": "none", "saliency_floor": 0.1, "distortion_lambda_exponent": exponent}
+        distortion[exponent] = gan_step(generator, discriminator, opt_g, opt_d, x, torch.rand(2, 1, 64, 64), y_hat, q0,
+                                        weights)["distortion"]
+    # λ(0.5)/λ(0) = (0.36/0.0009)^0.5 = 20, to the power 0.5
+    assert distortion[0.5] == pytest.approx(distortion[0.0] * 20**0.5, rel=1e-4)
+
+
 def test_generation_weight_leaves_the_salient_patches_to_the_distortion_term():
     saliency = torch.zeros(2, 1, 64, 64)
     saliency[0, :, :, :32] = 1.0  # image 0: left half salient; image 1: nothing salient

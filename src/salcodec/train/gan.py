@@ -10,12 +10,16 @@ Steps alternate: the discriminator on real vs generated crops, then the generato
 
     distortion_weight · 255²·mean(w · (x − x̂)²) + adversarial_weight · (−log D(x̂))
     + feature_matching_weight · Σ|D_l(x̂) − D_l(x)| + periodic_weight · 255²·P(x̂ − x)
+    + texture_weight · T(x̂, x)
 
 where w is the saliency-selective weight (salient pixels held to the original, the rest left to
 the generator; `saliency_weighting: none` weighs every pixel alike) and P the power of the error's
 16-px periodic pattern (losses.periodic_error_power, against the grid artefacts GAN decoders make).
 With `generation_saliency_floor` set, the two GAN terms are weighted per patch toward the
 non-salient part of the crop too (losses.generation_weight): generated where people do not look.
+T asks each 16-px patch, background first, for the original's fine-detail energy
+(losses.texture_energy_mismatch), and `distortion_lambda_exponent` makes the distortion weight
+grow with the crop's coded quality (gan_step).
 The discriminator's loss may carry an R1 penalty (`r1_weight`), meant to keep it from taking over
 in long runs. Both GAN weights at zero make a distortion-only (warm-up) stage without the
 discriminator. Every `monitor_every` steps the model is scored on training images and on
@@ -40,6 +44,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..codec.image_io import IMAGE_SUFFIXES
+from ..codec.quality import lambda_map
 from ..errors import SalcodecError
 from ..eval.metrics import high_frequency_ratio, psnr
 from ..models.generative import ConditionalPatchDiscriminator
@@ -174,14 +179,19 @@ def discriminator_step(discriminator: torch.nn.Module, opt_d: torch.optim.Optimi
 
 def adversarial_step(discriminator: torch.nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                      x: torch.Tensor, fake: torch.Tensor, saliency: torch.Tensor, weights: dict,
-                     condition: torch.Tensor | None = None, extra: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+                     condition: torch.Tensor | None = None, extra: dict[str, torch.Tensor] | None = None,
+                     distortion_scale: torch.Tensor | None = None) -> dict[str, float]:
     """One discriminator step, then one generator step, on the same generated batch `fake`
-    (computed by the caller with gradients); `extra` loss terms are added to the generator's.
+    (computed by the caller with gradients); `extra` loss terms are added to the generator's, and
+    `distortion_scale` (one factor per sample) scales each sample's distortion term.
     With the adversarial and feature-matching weights both zero the discriminator is left out:
     a distortion-only step, as in a warm-up stage."""
     w = saliency_weight(saliency, weights["saliency_weighting"], weights["saliency_floor"])
     squared = (fake - x) ** 2
-    dist = (squared if w is None else w * squared).mean() * 255**2
+    weighted = squared if w is None else w * squared
+    if distortion_scale is not None:
+        weighted = distortion_scale.view(-1, 1, 1, 1) * weighted
+    dist = weighted.mean() * 255**2
     d_loss = r1 = adversarial = feature_matching = torch.zeros(())
     if weights["adversarial_weight"] or weights["feature_matching_weight"]:  # else a distortion-only (warm-up) step
         d_loss, r1, real_features = discriminator_step(discriminator, opt_d, x, fake, condition,
@@ -217,8 +227,16 @@ def adversarial_step(discriminator: torch.nn.Module, opt_g: torch.optim.Optimize
 def gan_step(generator: torch.nn.Module, discriminator: ConditionalPatchDiscriminator, opt_g: torch.optim.Optimizer,
              opt_d: torch.optim.Optimizer, x: torch.Tensor, saliency: torch.Tensor, y_hat: torch.Tensor,
              q0: torch.Tensor, weights: dict) -> dict[str, float]:
-    """A GAN decoder step: the generator is the synthesis, the discriminator sees the latents too."""
-    return adversarial_step(discriminator, opt_g, opt_d, x, generator.synthesis(y_hat, q0), saliency, weights, y_hat)
+    """A GAN decoder step: the generator is the synthesis, the discriminator sees the latents too.
+
+    With `distortion_lambda_exponent` β > 0 a crop coded at global quality q0 weighs its distortion
+    (λ(q0)/λ(0))^β times more: at high rates the latents already hold the detail, and a constant
+    weight let the adversarial term over-sharpen them (more fine detail than the original)."""
+    scale = None
+    if weights.get("distortion_lambda_exponent"):
+        scale = (lambda_map(q0) / lambda_map(torch.zeros_like(q0))) ** weights["distortion_lambda_exponent"]
+    return adversarial_step(discriminator, opt_g, opt_d, x, generator.synthesis(y_hat, q0), saliency, weights, y_hat,
+                            distortion_scale=scale)
 
 
 def loss_weights(tcfg: dict) -> dict:
@@ -229,7 +247,8 @@ def loss_weights(tcfg: dict) -> dict:
             "periodic_weight": tcfg.get("periodic_weight", 0.0),
             "generation_saliency_floor": tcfg.get("generation_saliency_floor"),
             "texture_weight": tcfg.get("texture_weight", 0.0),
-            "texture_saliency_floor": tcfg.get("texture_saliency_floor", 0.1)}
+            "texture_saliency_floor": tcfg.get("texture_saliency_floor", 0.1),
+            "distortion_lambda_exponent": tcfg.get("distortion_lambda_exponent", 0.0)}
 
 
 def monitor_for(cfg: dict) -> Monitor:
