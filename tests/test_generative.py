@@ -13,7 +13,7 @@ from PIL import Image, ImageFilter
 
 from salcodec.codec import codec
 from salcodec.errors import SalcodecError
-from salcodec.eval.metrics import high_frequency_ratio, region_high_frequency_ratio
+from salcodec.eval.metrics import high_frequency_detail, high_frequency_ratio, region_high_frequency_ratio
 from salcodec.models.registry import MODEL_PATH_ENV, build_model, export_weights, load_model
 from salcodec.models.transforms import export_decoder, synthesis_state
 from salcodec.train.gan import gan_step, generator_and_discriminator, quantized_latents
@@ -122,6 +122,13 @@ def test_texture_energy_mismatch_asks_the_background_for_the_originals_detail(rn
     fake = blurred.clone().requires_grad_()
     texture_energy_mismatch(x, fake, nothing_salient, 0.1).sum().backward()
     assert fake.grad.abs().sum() > 0
+
+
+def test_training_and_evaluation_measure_the_same_band():
+    """The texture term (torch, per patch) and the region ratio (numpy) see the same fine detail."""
+    image = np.asarray(Image.open(KODAK / "kodim01.png").convert("RGB"))[:128, :128]
+    per_patch = high_frequency_energy(torch.from_numpy(image.copy()).permute(2, 0, 1)[None].double() / 255)
+    assert per_patch.mean().item() * 255**2 == pytest.approx(high_frequency_detail(image).mean(), rel=1e-6)
 
 
 @pytest.fixture
