@@ -78,13 +78,14 @@ def main() -> None:
         image = np.asarray(Image.open(path).convert("RGB"))
         sal = saliency.predict(image, "auto")
         roi = roi_mask(sal)
+        coding_map = sal if args.strength else None
         decoded, bpp = {}, {}
         if args.models:
             for name, model in zip(("mse", "gan"), args.models):
-                enc = codec.encode(image, args.quality, sal if args.strength else None, args.strength, model)
+                enc = codec.encode(image, args.quality, coding_map, args.strength, model)
                 decoded[name], bpp[name] = codec.decode(enc.data), enc.bpp
         else:
-            enc = codec.encode(image, args.quality, sal if args.strength else None, args.strength, args.model)
+            enc = codec.encode(image, args.quality, coding_map, args.strength, args.model)
             for name in ("mse", "gan"):
                 decoded[name], bpp[name] = codec.decode(enc.data, decoder=name), enc.bpp
         if args.blend:

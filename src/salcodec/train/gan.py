@@ -44,7 +44,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..codec.image_io import IMAGE_SUFFIXES
-from ..codec.quality import lambda_map
+from ..codec.quality import LAMBDA_MIN, lambda_map
 from ..errors import SalcodecError
 from ..eval.metrics import high_frequency_ratio, psnr
 from ..models.generative import ConditionalPatchDiscriminator
@@ -234,7 +234,7 @@ def gan_step(generator: torch.nn.Module, discriminator: ConditionalPatchDiscrimi
     weight let the adversarial term over-sharpen them (more fine detail than the original)."""
     scale = None
     if weights.get("distortion_lambda_exponent"):
-        scale = (lambda_map(q0) / lambda_map(torch.zeros_like(q0))) ** weights["distortion_lambda_exponent"]
+        scale = (lambda_map(q0) / LAMBDA_MIN) ** weights["distortion_lambda_exponent"]
     return adversarial_step(discriminator, opt_g, opt_d, x, generator.synthesis(y_hat, q0), saliency, weights, y_hat,
                             distortion_scale=scale)
 
