@@ -13,10 +13,10 @@ DECODERS = ("mse", "gan", "fast")  # the model's own synthesis first, then secon
 ENCODERS = ("default", "fast")  # the model's own analysis first, then second encoders
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODEL_PATH_ENV = "SALCODEC_MODEL_PATH"  # extra folders of <id>.pt files, searched before the package
-# A model whose hyper-synthesis alone was retrained (train/hyper_synthesis.py) keeps the latents of
-# the model it came from: that model's second encoders and decoders serve it too
-# (transforms.py checks that every weight outside h_s is the same).
-SHARES_TRANSFORMS_OF = {"default-v4-lite": "default-v4"}
+# A model whose entropy parameters alone were retrained (a narrower h_s, or a channel context added;
+# train/hyper_synthesis.py) keeps the latents of the model it came from: that model's second
+# encoders and decoders serve it too (transforms.py checks that every other weight is the same).
+SHARES_TRANSFORMS_OF = {"default-v4-lite": "default-v4", "default-v4-cc": "default-v4"}
 
 
 def weights_dirs() -> list[Path]:

@@ -1,4 +1,4 @@
-"""CompressAI's entropy models and GDN, imported without running `compressai/__init__.py`
+"""CompressAI's entropy models, rANS coder and GDN, imported without running `compressai/__init__.py`
 (see _compressai_light.py for why).
 """
 from __future__ import annotations
@@ -34,6 +34,7 @@ def _scipy_stats_deferred() -> Iterator[None]:
 install_light_package()
 with _scipy_stats_deferred():
     from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402
+from compressai.ans import BufferedRansEncoder, RansDecoder  # noqa: E402
 from compressai.layers import GDN  # noqa: E402
 
-__all__ = ["EntropyBottleneck", "GaussianConditional", "GDN"]
+__all__ = ["BufferedRansEncoder", "EntropyBottleneck", "GaussianConditional", "GDN", "RansDecoder"]

@@ -1,4 +1,4 @@
-"""Hyper-synthesis in exact integer arithmetic, so that encoder and decoder always agree.
+"""The entropy model's networks in exact integer arithmetic, so that encoder and decoder always agree.
 
 The entropy decoder picks each latent's probability table from the scale the hyper-synthesis
 predicts; if a decoder computed that scale a hair differently from the encoder (another
@@ -9,6 +9,8 @@ convolution is then an integer below 2^53, hence exact whatever the summation or
 remaining elementwise steps (scaling by powers of two, leaky ReLU, rounding) are single IEEE
 operations, which every machine computes identically. This is the idea of Ballé et al. 2019,
 "Integer networks for data compression with latent-variable models", applied after training.
+It serves the hyper-synthesis and, in models with a channel context, the context networks,
+whose corrected scales pick tables just the same.
 """
 from __future__ import annotations
 
@@ -21,10 +23,10 @@ from .tiling import tiled
 INPUT_FRAC_BITS = 8  # the hyper-latents enter as round(z_hat · 2^8)
 ACT_FRAC_BITS = 8  # activations are kept on a 2^-8 grid between layers
 WEIGHT_BITS = 13  # the largest weight of a layer becomes about 2^13
-# Float64 convolutions unfold their input: on a 12-megapixel image the last layer alone would
-# take about 1 GB. Bigger inputs run in tiles of hyper-latents; the arithmetic being exact,
-# tiled and whole results are identical, so this changes no decoded bit.
-TILE_Z, HALO_Z = 16, 4  # the receptive field reaches 3 hyper-latents to each side
+# Float64 convolutions unfold their input: on a 12-megapixel image h_s's last layer alone would
+# take about 1 GB. Bigger inputs run in tiles; the arithmetic being exact, tiled and whole
+# results are identical, so this changes no decoded bit.
+TILE_Z, HALO_Z = 16, 4  # h_s: tiles of hyper-latents; its receptive field reaches 3 of them to each side
 
 
 def _power_of_two_scale(weight: torch.Tensor) -> int:
@@ -33,12 +35,15 @@ def _power_of_two_scale(weight: torch.Tensor) -> int:
     return WEIGHT_BITS - int(exponent)
 
 
-class ExactHyperSynthesis:
-    """Inference-only copy of a Sequential of (transposed) convolutions and leaky ReLUs."""
+class ExactNetwork:
+    """Inference-only copy of a Sequential of (transposed) convolutions and leaky ReLUs, run in
+    tiles of `tile` inputs with a `halo` (at least its receptive radius) when the input is bigger;
+    `scale` is its output's size over its input's."""
 
-    def __init__(self, h_s: nn.Sequential):
+    def __init__(self, network: nn.Sequential, tile: int = TILE_Z, halo: int = HALO_Z, scale: int = 4):
+        self.tile, self.halo, self.scale = tile, halo, scale
         self.layers: list[tuple] = []
-        for module in h_s:
+        for module in network:
             if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
                 w = module.weight.detach().double()
                 shift = _power_of_two_scale(w)
@@ -50,15 +55,15 @@ class ExactHyperSynthesis:
                 raise TypeError(f"cannot run {type(module).__name__} exactly")
 
     @torch.inference_mode()
-    def __call__(self, z_hat: torch.Tensor) -> torch.Tensor:
-        if z_hat.shape[-2] <= TILE_Z + HALO_Z and z_hat.shape[-1] <= TILE_Z + HALO_Z:
-            return self._run(z_hat)
-        (out,) = tiled(lambda t: (self._run(t),), (z_hat,), TILE_Z, HALO_Z, 4)
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        if max(inputs.shape[-2:]) <= self.tile + self.halo:
+            return self._run(inputs)
+        (out,) = tiled(lambda t: (self._run(t),), (inputs,), self.tile, self.halo, self.scale)
         return out
 
-    def _run(self, z_hat: torch.Tensor) -> torch.Tensor:
+    def _run(self, inputs: torch.Tensor) -> torch.Tensor:
         # scaling by 2.0**k is exact in float64, like ldexp, and an order of magnitude cheaper in torch
-        x = torch.floor(z_hat.double() * 2.0**INPUT_FRAC_BITS + 0.5)
+        x = torch.floor(inputs.double() * 2.0**INPUT_FRAC_BITS + 0.5)
         frac = INPUT_FRAC_BITS
         h = x
         for layer in self.layers:

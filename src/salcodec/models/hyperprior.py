@@ -9,6 +9,11 @@ g_s. Where q is below q0 the encoder alone spends fewer bits, through the SFT la
 follows q0, not the local q, because the decoder can only undo what it knows: a gain that
 followed the map would leave the decoder rescaling salient latents wrongly, and the encoder
 learned to cancel it, which made the first model deaf to q.
+
+With `context_slices` > 0 the entropy model also has a channel context (Minnen & Singh 2020): y is
+coded in slices of channels, and a small network per slice corrects the hyper-synthesis's scales
+and means of that slice from the slices decoded before it. Decoding stays parallel over the
+image; only the slices follow one another.
 """
 from __future__ import annotations
 
@@ -17,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..codec.bitstream import pad_stream
-from ._compressai import EntropyBottleneck, GaussianConditional
-from .exact import ExactHyperSynthesis
+from ._compressai import BufferedRansEncoder, EntropyBottleneck, GaussianConditional, RansDecoder
+from .exact import ExactNetwork
 from .layers import GDN, SFT, ForwardOutput, QualityPyramid, coding_layout, conv, deconv, to_pixels, to_unit
 from .tiling import tiled
 
@@ -75,6 +80,25 @@ def hyper_synthesis_layers(N: int, M: int, widths: tuple[int, int], kernel: int)
     return nn.Sequential(deconv(N, widths[0]), nn.LeakyReLU(inplace=True),
                          deconv(widths[0], widths[1]), nn.LeakyReLU(inplace=True),
                          conv(widths[1], M * 2, kernel, 1))
+
+
+def channel_context_layers(M: int, slices: int, width: int) -> nn.ModuleList:
+    """One network per slice of y's channels: from the hyper-synthesis's scales and means of the
+    slice and the decoded slices before it, corrections to those scales and means (added, so that
+    the exact arithmetic's sums stay single IEEE operations). The last layers start at zero: a new
+    context starts as the plain hyperprior, never worse."""
+    size = M // slices
+    networks = nn.ModuleList()
+    for i in range(slices):
+        network = nn.Sequential(conv(2 * size + i * size, width, 3, 1), nn.LeakyReLU(inplace=True),
+                                conv(width, width, 3, 1), nn.LeakyReLU(inplace=True), conv(width, 2 * size, 1, 1))
+        nn.init.zeros_(network[-1].weight)
+        nn.init.zeros_(network[-1].bias)
+        networks.append(network)
+    return networks
+
+
+CONTEXT_TILE, CONTEXT_HALO = 64, 2  # exact context networks: tiles of latents; two 3×3 layers reach 2
 
 
 def analysis_layers(M: int, N: int, widths: tuple[int, int, int], cond: int) -> dict[str, nn.Module]:
@@ -151,12 +175,16 @@ class QualityMapHyperprior(nn.Module):
     HYPER_ANALYSIS_TILE, HYPER_ANALYSIS_HALO = 64, 16
 
     def __init__(self, N: int = 128, M: int = 192, cond: int = 32, hyper_widths: tuple[int, int] | None = None,
-                 hyper_kernel: int = 3):
+                 hyper_kernel: int = 3, context_slices: int = 0, context_width: int = 128):
         super().__init__()
+        if context_slices and M % context_slices:
+            raise ValueError(f"context_slices must divide M = {M}")
         self.N, self.M = N, M
+        self.slices = max(1, context_slices)  # the plain hyperprior codes y as one slice
         for name, module in analysis_layers(M, N, (N, N, N), cond).items():
             setattr(self, name, module)
         self.h_s = hyper_synthesis_layers(N, M, tuple(hyper_widths or (M, M * 3 // 2)), hyper_kernel)
+        self.channel_context = channel_context_layers(M, context_slices, context_width) if context_slices else None
 
         # gain units (Cui et al. 2021): the quality map scales the latents before quantization, so one
         # model spans the rate range from the first step; the decoder undoes the gain of the global q0
@@ -167,7 +195,8 @@ class QualityMapHyperprior(nn.Module):
 
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
-        self._exact_h_s: ExactHyperSynthesis | None = None
+        self._exact_h_s: ExactNetwork | None = None
+        self._exact_context: list[ExactNetwork] | None = None
 
     # -- transforms -------------------------------------------------------------------------
     def analysis_transform(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -188,16 +217,47 @@ class QualityMapHyperprior(nn.Module):
             scales, means = self.h_s(z_hat).chunk(2, dim=1)
         else:
             if self._exact_h_s is None:
-                self._exact_h_s = ExactHyperSynthesis(self.h_s)
+                self._exact_h_s = ExactNetwork(self.h_s)
             scales, means = self._exact_h_s(z_hat).chunk(2, dim=1)
         return scales, means
 
+    def slice_parameters(self, scales: torch.Tensor, means: torch.Tensor, i: int, decoded: list[torch.Tensor],
+                         exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scales and means of y's slice i: the hyper-synthesis's, corrected by the channel context
+        from the `decoded` slices before it (ŷ), in exact arithmetic when coding."""
+        size = self.M // self.slices
+        scales, means = scales[:, i * size:(i + 1) * size], means[:, i * size:(i + 1) * size]
+        if self.channel_context is None:
+            return scales, means
+        inputs = torch.cat([scales, means, *decoded], 1)
+        if exact:
+            if self._exact_context is None:
+                self._exact_context = [ExactNetwork(net, CONTEXT_TILE, CONTEXT_HALO, 1) for net in self.channel_context]
+            correction = self._exact_context[i](inputs)
+        else:
+            correction = self.channel_context[i](inputs)
+        return scales + correction[:, :size], means + correction[:, size:]
+
+    def latent_parameters(self, scales: torch.Tensor, means: torch.Tensor, y: torch.Tensor,
+                          exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scales and means of every latent of y, as the decoder will find them slice by slice
+        (each slice rounded around its means, as coded, to inform the next)."""
+        if self.channel_context is None:
+            return scales, means
+        decoded, all_scales, all_means = [], [], []
+        for i, y_slice in enumerate(y.chunk(self.slices, 1)):
+            s, m = self.slice_parameters(scales, means, i, decoded, exact)
+            decoded.append(ste_round(y_slice - m.detach()) + m.detach())
+            all_scales.append(s)
+            all_means.append(m)
+        return torch.cat(all_scales, 1), torch.cat(all_means, 1)
+
     def train(self, mode: bool = True) -> "QualityMapHyperprior":
-        self._exact_h_s = None  # weights may change: rebuild the exact copy when coding next
+        self._exact_h_s = self._exact_context = None  # weights may change: rebuild the exact copies when coding next
         return super().train(mode)
 
     def load_state_dict(self, *args, **kwargs):
-        self._exact_h_s = None
+        self._exact_h_s = self._exact_context = None
         return super().load_state_dict(*args, **kwargs)
 
     def synthesis(self, y_hat: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
@@ -212,7 +272,7 @@ class QualityMapHyperprior(nn.Module):
         _, z_likelihoods = self.entropy_bottleneck(z)
         z_offset = self.entropy_bottleneck._get_medians()
         z_hat = ste_round(z - z_offset) + z_offset
-        scales, means = self.hyper_synthesis(z_hat)
+        scales, means = self.latent_parameters(*self.hyper_synthesis(z_hat), y, exact=False)
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         y_hat = ste_round(y - means) + means
         return ForwardOutput(self.synthesis(y_hat, q0), [y_likelihoods, z_likelihoods])
@@ -228,6 +288,11 @@ class QualityMapHyperprior(nn.Module):
         """Build the CDF tables the range coder uses; call once after loading weights."""
         self.entropy_bottleneck.update(force=True, update_quantiles=True)
         self.gaussian_conditional.update_scale_table(scale_table(), force=True)
+
+    def y_coding_tables(self) -> tuple[list, list, list]:
+        """The Gaussian tables as the rANS coder takes them: CDFs, their lengths, their offsets."""
+        gc = self.gaussian_conditional
+        return gc._quantized_cdf.tolist(), gc._cdf_length.reshape(-1).int().tolist(), gc._offset.reshape(-1).int().tolist()
 
     def scale_indexes(self, scales: torch.Tensor) -> torch.Tensor:
         """Index of the coding table for each latent: the table scale nearest to its scale in the
@@ -262,16 +327,25 @@ class QualityMapHyperprior(nn.Module):
             z = hyper_analyze(encoder, y, cond)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-        scales, means = self.hyper_synthesis(z_hat)
-        indexes = self.scale_indexes(scales)
-        y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
-        y_hat = self.gaussian_conditional.quantize(y, "dequantize", means)
+        hyper_scales, hyper_means = self.hyper_synthesis(z_hat)
+        coder, tables = BufferedRansEncoder(), self.y_coding_tables()
+        decoded, all_scales, all_means = [], [], []
+        for i, y_slice in enumerate(y.chunk(self.slices, 1)):
+            scales, means = self.slice_parameters(hyper_scales, hyper_means, i, decoded, exact=True)
+            symbols = torch.round(y_slice - means)
+            coder.encode_with_indexes(symbols.int().reshape(-1).tolist(), self.scale_indexes(scales).reshape(-1).tolist(),
+                                      *tables)
+            decoded.append(symbols + means)
+            all_scales.append(scales)
+            all_means.append(means)
+        y_string = coder.flush()
         _, z_likelihoods = self.entropy_bottleneck(z_hat, training=False)
         est_bits = -float(z_likelihoods.log2().sum())
-        for part in zip(y_hat.split(32, 1), scales.split(32, 1), means.split(32, 1)):  # a few channels at a time
+        for part in zip(torch.cat(decoded, 1).split(32, 1), torch.cat(all_scales, 1).split(32, 1),
+                        torch.cat(all_means, 1).split(32, 1)):  # a few channels at a time
             _, y_likelihoods = self.gaussian_conditional(part[0], part[1], means=part[2], training=False)
             est_bits -= float(y_likelihoods.log2().sum())
-        return [y_strings[0], z_strings[0]], est_bits
+        return [y_string, z_strings[0]], est_bits
 
     @torch.inference_mode()
     def decode_latents(self, strings: list[bytes], padded_shape: tuple[int, int]) -> torch.Tensor:
@@ -280,9 +354,15 @@ class QualityMapHyperprior(nn.Module):
         z_shape = (padded_shape[0] // self.stride, padded_shape[1] // self.stride)
         z_count = self.N * z_shape[0] * z_shape[1]
         z_hat = self.entropy_bottleneck.decompress([pad_stream(z_string, z_count)], z_shape)
-        scales, means = self.hyper_synthesis(z_hat)
-        indexes = self.scale_indexes(scales)
-        return self.gaussian_conditional.decompress([pad_stream(y_string, indexes.numel())], indexes, means=means)
+        hyper_scales, hyper_means = self.hyper_synthesis(z_hat)
+        coder, tables = RansDecoder(), self.y_coding_tables()
+        coder.set_stream(pad_stream(y_string, self.M * z_shape[0] * z_shape[1] * 16))
+        decoded: list[torch.Tensor] = []
+        for i in range(self.slices):
+            scales, means = self.slice_parameters(hyper_scales, hyper_means, i, decoded, exact=True)
+            symbols = coder.decode_stream(self.scale_indexes(scales).reshape(-1).tolist(), *tables)
+            decoded.append(torch.tensor(symbols, dtype=torch.float32).reshape(means.shape) + means)
+        return torch.cat(decoded, 1)
 
     @torch.inference_mode()
     def decompress(self, strings: list[bytes], padded_shape: tuple[int, int], q0: torch.Tensor, tile: int = 0,

@@ -1,7 +1,9 @@
 """Model families by name, and the shipped models by id.
 
 A shipped model is a weights-only file in `models/weights/<id>.pt` holding the hyper-parameters
-it was built with, so the file alone rebuilds the model.
+it was built with, so the file alone rebuilds the model. A model that keeps most of another's
+weights (a retrained entropy model on the same transforms) may store only what differs and
+name that base model: loading it needs the base's weights file too, checked by digest.
 """
 from __future__ import annotations
 
@@ -44,16 +46,44 @@ def half_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: (v.half() if k in params else v) for k, v in model.state_dict().items()}
 
 
-def export_weights(model: nn.Module, family: str, hparams: dict, path: Path, meta: dict | None = None) -> None:
+def export_weights(model: nn.Module, family: str, hparams: dict, path: Path, meta: dict | None = None,
+                   base: str | None = None) -> None:
     """Weights-only fp16 file with the entropy-coder tables built from the fp16 weights.
 
-    The tables are integers stored in the file, so every machine codes with the same ones.
+    The tables are integers stored in the file, so every machine codes with the same ones. With
+    `base` (a model id), tensors equal to that model's are left out and the file names it.
     """
     model.load_state_dict({k: v.float() if v.dtype == torch.float16 else v for k, v in half_parameters(model).items()})
     model.update_entropy_tables()
     state = half_parameters(model)
+    blob = {"family": family, "hparams": hparams, "meta": meta or {}}
+    if base is not None:
+        base_model, base_digest = load_model(base)
+        state = differences(state, half_parameters(base_model))
+        blob.update(base_model=base, base_digest=base_digest.hex())
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"family": family, "hparams": hparams, "state_dict": state, "meta": meta or {}}, path)
+    torch.save(blob | {"state_dict": state}, path)
+
+
+def differences(state: dict[str, torch.Tensor], base_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of `state` that `base_state` lacks or holds with other values."""
+    return {k: v for k, v in state.items()
+            if k not in base_state or base_state[k].shape != v.shape or not torch.equal(base_state[k], v)}
+
+
+def _base_state(blob: dict, path: Path) -> dict[str, torch.Tensor]:
+    """The weights a file stores only the differences from (none for a whole model)."""
+    if "base_model" not in blob:
+        return {}
+    base_id = blob["base_model"]
+    base_path = model_file(base_id)
+    if base_path is None:
+        raise SalcodecError(f"weights file {path} builds on model '{base_id}', which is not installed")
+    base, digest = _load_cached(base_path.resolve(), base_path.stat().st_mtime_ns)
+    if digest.hex() != blob["base_digest"]:
+        raise SalcodecError(f"weights file {path} builds on other weights of model '{base_id}' "
+                            f"(digest {blob['base_digest']}, installed {digest.hex()})")
+    return {k: v.clone() for k, v in base.state_dict().items()}  # ours to assign: the base model keeps its own
 
 
 def load_weights_file(path: Path) -> tuple[nn.Module, str]:
@@ -61,9 +91,10 @@ def load_weights_file(path: Path) -> tuple[nn.Module, str]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         model = build_model(blob["family"], **blob["hparams"])
+        state = _base_state(blob, path) | blob["state_dict"]
     except (OSError, KeyError, RuntimeError, EOFError) as exc:
         raise SalcodecError(f"cannot load model weights {path}: {exc}") from None
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     try:
         load_state_resizing_buffers(model, state, assign=True)  # `state` is ours alone: no copy
     except RuntimeError as exc:

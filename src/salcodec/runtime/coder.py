@@ -19,10 +19,10 @@ from ..codec.encoded import TILE_ABOVE_PIXELS, TILE_SIDE, Encoded, pad_to_stride
 from ..codec.memory import return_large_blocks_to_the_system
 from ..codec.quality import q0_byte, quality_map, quality_to_q0
 from ..errors import SalcodecError
-from ..models import DECODERS, ENCODERS, model_file, transform_file
+from ..models import DECODERS, ENCODERS, SHARES_TRANSFORMS_OF, model_file, transform_file
 from ..models.tiling import tiled
 from .bundle import NotSupported, ensure_part
-from .exact import ExactHyperSynthesis
+from .exact import ExactNetwork
 
 _threads: int | None = None
 
@@ -71,8 +71,8 @@ def _discard_damaged(path: Path, exc: Exception):
 def _rans():
     from .._compressai_light import install_light_package
     install_light_package()
-    from compressai.ans import RansDecoder, RansEncoder
-    return RansEncoder, RansDecoder
+    from compressai.ans import BufferedRansEncoder, RansDecoder, RansEncoder
+    return RansEncoder, RansDecoder, BufferedRansEncoder
 
 
 class Tables:
@@ -94,7 +94,10 @@ class Tables:
         self.eb_bits, self.gc_bits = self.code_lengths(self.eb[0]), self.code_lengths(self.gc[0])
         self.eb_lists = tuple(a.tolist() for a in self.eb)
         self.gc_lists = tuple(a.tolist() for a in self.gc)
-        self.h_s = ExactHyperSynthesis(arrays)
+        self.h_s = ExactNetwork(arrays)
+        # the channel context (models/hyperprior.py): y in slices, each corrected from those before it
+        self.slices, self.context_tile, self.context_halo = (int(v) for v in arrays.get("context", (1, 0, 0)))
+        self.context = [ExactNetwork(arrays, f"context_{j}") for j in range(self.slices)] if "context" in arrays else []
         (self.analysis_halo, self.hyper_analysis_tile, self.hyper_analysis_halo, self.synthesis_halo,
          self.h_s_tile, self.h_s_halo) = (int(v) for v in arrays["tiling"])
 
@@ -114,6 +117,23 @@ class Tables:
             out = out[0]
         return out[: self.M], out[self.M:]
 
+    def slice_parameters(self, scales: np.ndarray, means: np.ndarray, i: int,
+                         decoded: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """As QualityMapHyperprior.slice_parameters: slice i's scales and means, corrected by the
+        channel context from the `decoded` slices before it (exact, so both engines agree)."""
+        size = self.M // self.slices
+        scales, means = scales[i * size:(i + 1) * size], means[i * size:(i + 1) * size]
+        if not self.context:
+            return scales, means
+        inputs, network = np.concatenate([scales, means, *decoded]), self.context[i]
+        if max(inputs.shape[-2:]) <= self.context_tile + self.context_halo:
+            correction = network(inputs)
+        else:
+            (correction,) = tiled(lambda t: (network(t[0])[None],), (inputs[None],), self.context_tile,
+                                  self.context_halo, 1)
+            correction = correction[0]
+        return scales + correction[:size], means + correction[size:]
+
     def scale_indexes(self, scales: np.ndarray) -> np.ndarray:
         """As QualityMapHyperprior.scale_indexes: the table whose scale is nearest in the log domain,
         that is the number of boundaries below the scale (searchsorted's answer). The log domain
@@ -131,15 +151,21 @@ class Tables:
         return np.repeat(np.arange(self.N, dtype=np.int32), shape[0] * shape[1])
 
 
-def _tables(model_id: str) -> Tables:
+def _model_sources(model_id: str) -> list[Path]:
+    """The weights files a model's parts are built from: its own and, for a model that shares
+    another's transforms (and may be stored as differences from it), that model's."""
     source = model_file(model_id)
     if source is None:
         raise NotSupported(f"model '{model_id}' is not installed")
+    base = model_file(SHARES_TRANSFORMS_OF.get(model_id, ""))
+    return [source] + ([base] if base is not None else [])
 
+
+def _tables(model_id: str) -> Tables:
     def build(tmp: Path) -> None:
         from .export import export_tables  # here, on first use only: it needs torch
         export_tables(model_id, tmp)
-    return _load_tables(ensure_part("tables", [source], ".npz", build))
+    return _load_tables(ensure_part("tables", _model_sources(model_id), ".npz", build))
 
 
 @lru_cache(maxsize=4)
@@ -155,7 +181,7 @@ def _second_sources(model_id: str, kind: str, role: str, kinds: tuple[str, ...])
     is not the model's own (the first of `kinds`)."""
     if kind not in kinds:
         raise NotSupported(f"unknown {role} '{kind}'")
-    sources = [model_file(model_id)]
+    sources = _model_sources(model_id)
     if kind != kinds[0]:
         second = transform_file(model_id, kind, role)
         if second is None:
@@ -224,17 +250,23 @@ def encode(image: np.ndarray, quality: float, saliency: np.ndarray | None, stren
     else:
         y, z = _analysis(model_id, encoder).run(None, {"x": _unit(x), "quality_map": q_map, "q0": q0_in})
     y, z = y[0], z[0]
-    encoder_cls, _ = _rans()
+    encoder_cls, _, slices_encoder_cls = _rans()
     z_symbols = np.round(z - tables.medians[:, None, None]).astype(np.int32).reshape(-1)
     z_indexes = tables.channel_indexes(z.shape[1:])
     z_string = encoder_cls().encode_with_indexes(z_symbols.tolist(), z_indexes.tolist(), *tables.eb_lists)
     z_hat = z_symbols.reshape(z.shape).astype(np.float32) + tables.medians[:, None, None]
-    scales, means = tables.scales_and_means(z_hat)
-    y_indexes = tables.scale_indexes(scales).reshape(-1)
-    y_symbols = np.round(y - means).astype(np.int32).reshape(-1)
-    y_string = encoder_cls().encode_with_indexes(y_symbols.tolist(), y_indexes.tolist(), *tables.gc_lists)
-    est_bits = (_table_bits(z_symbols, z_indexes, tables.eb, tables.eb_bits)
-                + _table_bits(y_symbols, y_indexes, tables.gc, tables.gc_bits))
+    hyper_scales, hyper_means = tables.scales_and_means(z_hat)
+    est_bits = _table_bits(z_symbols, z_indexes, tables.eb, tables.eb_bits)
+    y_coder, decoded = slices_encoder_cls(), []
+    for i, y_slice in enumerate(np.split(y, tables.slices)):
+        scales, means = tables.slice_parameters(hyper_scales, hyper_means, i, decoded)
+        y_indexes = tables.scale_indexes(scales).reshape(-1)
+        y_symbols = np.round(y_slice - means)
+        decoded.append(y_symbols + means)
+        y_symbols = y_symbols.astype(np.int32).reshape(-1)
+        y_coder.encode_with_indexes(y_symbols.tolist(), y_indexes.tolist(), *tables.gc_lists)
+        est_bits += _table_bits(y_symbols, y_indexes, tables.gc, tables.gc_bits)
+    y_string = y_coder.flush()
     flags = bitstream.FLAG_SPATIAL_QUALITY if saliency is not None and strength != 0 else 0
     header = bitstream.Header(model_id, tables.digest, h, w, q0, flags, tile)
     return Encoded(bitstream.pack(bitstream.Container(header, [y_string, z_string])), h, w, est_bits)
@@ -253,19 +285,22 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder:
     y_string, z_string = container.streams
     padded = padded_size(head.height, head.width, tables.stride)
     z_shape = (padded[0] // tables.stride, padded[1] // tables.stride)
-    _, decoder_cls = _rans()
+    _, decoder_cls, _ = _rans()
     z_indexes = tables.channel_indexes(z_shape)
     try:
         z_symbols = decoder_cls().decode_with_indexes(bitstream.pad_stream(z_string, z_indexes.size),
                                                       z_indexes.tolist(), *tables.eb_lists)
         z_hat = symbol_array(z_symbols).reshape(tables.N, *z_shape) + tables.medians[:, None, None]
-        scales, means = tables.scales_and_means(z_hat)
-        y_indexes = tables.scale_indexes(scales)
-        y_symbols = decoder_cls().decode_with_indexes(bitstream.pad_stream(y_string, y_indexes.size),
-                                                      y_indexes.reshape(-1).tolist(), *tables.gc_lists)
+        hyper_scales, hyper_means = tables.scales_and_means(z_hat)
+        y_coder, decoded = decoder_cls(), []
+        y_coder.set_stream(bitstream.pad_stream(y_string, hyper_means.size))
+        for i in range(tables.slices):
+            scales, means = tables.slice_parameters(hyper_scales, hyper_means, i, decoded)
+            y_symbols = y_coder.decode_stream(tables.scale_indexes(scales).reshape(-1).tolist(), *tables.gc_lists)
+            decoded.append(symbol_array(y_symbols).reshape(means.shape) + means)
     except (RuntimeError, ValueError) as exc:
         raise SalcodecError(f"corrupt file (entropy decoding failed: {exc})") from None
-    y_hat = symbol_array(y_symbols).reshape(means.shape) + means
+    y_hat = np.concatenate(decoded)
     q0_in = np.array([head.q0 / 255.0], np.float32)
 
     def pixels_of(latents: np.ndarray) -> tuple[np.ndarray]:

@@ -1,6 +1,6 @@
-"""The exact hyper-synthesis (models/exact.py) in numpy: the same integers, hence the same scales.
+"""The exact entropy-model networks (models/exact.py) in numpy: the same integers, hence the same scales.
 
-models/exact.py runs h_s with integer-valued float64 weights and activations, so every sum is
+models/exact.py runs h_s (and a channel context's networks) with integer-valued float64 weights and activations, so every sum is
 exact whatever order a library adds in. That makes this numpy copy give bit-identical outputs to
 the torch one: a file written by either engine picks the same coding tables in the other.
 Transposed convolutions run as their sub-pixel phases (models/layers.SubPixelConvTranspose2d),
@@ -48,21 +48,22 @@ def phase_kernels(weight: np.ndarray, stride: int, padding: int) -> np.ndarray:
     return kernels.reshape(c_out * s * s, c_in, taps, taps)
 
 
-class ExactHyperSynthesis:
-    """h_s from a bundle's tables: per layer, integer weights (float64), float64 bias, the
-    power-of-two shift and the layer's geometry; leaky ReLUs between them."""
+class ExactNetwork:
+    """A network from a bundle's tables (h_s, or context network j under the prefix `context_j`):
+    per layer, integer weights (float64), float64 bias, the power-of-two shift and the layer's
+    geometry; leaky ReLUs between them."""
 
-    def __init__(self, tables: dict[str, np.ndarray]):
+    def __init__(self, tables: dict[str, np.ndarray], prefix: str = "h_s"):
         self.input_frac_bits = int(tables["h_s_input_frac_bits"])
         self.act_frac_bits = int(tables["h_s_act_frac_bits"])
         self.layers: list[tuple] = []
-        for i in range(int(tables["h_s_layers"])):
-            kind = str(tables[f"h_s_{i}_kind"])
+        for i in range(int(tables[f"{prefix}_layers"])):
+            kind = str(tables[f"{prefix}_{i}_kind"])
             if kind == "leaky":
-                self.layers.append(("leaky", float(tables[f"h_s_{i}_slope"])))
+                self.layers.append(("leaky", float(tables[f"{prefix}_{i}_slope"])))
                 continue
-            weight, bias = tables[f"h_s_{i}_weight"].astype(np.float64), tables[f"h_s_{i}_bias"]
-            stride, padding, shift = (int(v) for v in tables[f"h_s_{i}_geometry"])
+            weight, bias = tables[f"{prefix}_{i}_weight"].astype(np.float64), tables[f"{prefix}_{i}_bias"]
+            stride, padding, shift = (int(v) for v in tables[f"{prefix}_{i}_geometry"])
             if kind == "deconv":
                 weight, bias = phase_kernels(weight, stride, padding), np.repeat(bias, stride * stride)
                 padding = weight.shape[-1] // 2
@@ -70,9 +71,9 @@ class ExactHyperSynthesis:
                 raise ValueError("strided convolutions are not part of h_s")
             self.layers.append((kind, weight, bias, shift, stride, padding))
 
-    def __call__(self, z_hat: np.ndarray) -> np.ndarray:
-        """C×h×w float32 hyper-latents to float32 outputs (scales and means stacked)."""
-        x = np.floor(z_hat.astype(np.float64) * 2.0**self.input_frac_bits + 0.5)
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        """C×h×w float32 inputs (h_s: hyper-latents) to float32 outputs (h_s: scales and means stacked)."""
+        x = np.floor(inputs.astype(np.float64) * 2.0**self.input_frac_bits + 0.5)
         frac = self.input_frac_bits
         h = x
         for layer in self.layers:

@@ -214,9 +214,35 @@ def export_saliency(weights: Path, path: Path) -> None:
     _export_onnx(net, (torch.rand(1, 3, *INPUT_SIZE),), ["x"], ["density"], {}, path)
 
 
-def export_tables(model_id: str, path: Path) -> None:
-    """The coding tables and the exact h_s of a quality-map-hyperprior model, as one .npz."""
+def _exact_layers(prefix: str, network: nn.Sequential) -> dict[str, np.ndarray]:
+    """The layers of an exact network (models/exact.py) as arrays named `<prefix>_<i>_…`."""
     from ..models import exact
+    layers = exact.ExactNetwork(network).layers
+    arrays = {f"{prefix}_layers": np.array(len(layers))}
+    for i, layer in enumerate(layers):
+        if layer[0] == "leaky":
+            arrays[f"{prefix}_{i}_kind"], arrays[f"{prefix}_{i}_slope"] = np.array("leaky"), np.array(layer[1])
+            continue
+        _, module, weight, bias, shift = layer
+        transposed = isinstance(module, nn.ConvTranspose2d)
+        k, s, p = module.kernel_size[0], module.stride[0], module.padding[0]
+        if transposed and (k != 2 * p + 1 or module.output_padding[0] != s - 1):
+            raise NotSupported(f"{prefix} has a transposed convolution of another geometry")
+        if not transposed and (s != 1 or k != 2 * p + 1):
+            raise NotSupported(f"{prefix} has a convolution of another geometry")
+        arrays[f"{prefix}_{i}_kind"] = np.array("deconv" if transposed else "conv")
+        if weight.abs().max() >= 2**15:
+            raise NotSupported(f"{prefix} weights do not fit 16 bits")
+        # integers below 2^13 (exact.WEIGHT_BITS): stored as int16, a quarter of their float64 size
+        arrays[f"{prefix}_{i}_weight"], arrays[f"{prefix}_{i}_bias"] = weight.numpy().astype(np.int16), bias.numpy()
+        arrays[f"{prefix}_{i}_geometry"] = np.array([s, p, shift])
+    return arrays
+
+
+def export_tables(model_id: str, path: Path) -> None:
+    """The coding tables and the exact h_s (and channel context) of a quality-map-hyperprior model, as one .npz."""
+    from ..models import exact
+    from ..models.hyperprior import CONTEXT_HALO, CONTEXT_TILE
     model, digest = _hyperprior(model_id)
     eb, gc = model.entropy_bottleneck, model.gaussian_conditional
     table = gc.scale_table
@@ -233,22 +259,11 @@ def export_tables(model_id: str, path: Path) -> None:
         "tiling": np.array([model.ANALYSIS_HALO, model.HYPER_ANALYSIS_TILE, model.HYPER_ANALYSIS_HALO,
                             model.SYNTHESIS_HALO, exact.TILE_Z, exact.HALO_Z]),
     }
-    layers = exact.ExactHyperSynthesis(model.h_s).layers
-    arrays["h_s_layers"] = np.array(len(layers))
-    for i, layer in enumerate(layers):
-        if layer[0] == "leaky":
-            arrays[f"h_s_{i}_kind"], arrays[f"h_s_{i}_slope"] = np.array("leaky"), np.array(layer[1])
-            continue
-        _, module, weight, bias, shift = layer
-        transposed = isinstance(module, nn.ConvTranspose2d)
-        k, s, p = module.kernel_size[0], module.stride[0], module.padding[0]
-        if transposed and (k != 2 * p + 1 or module.output_padding[0] != s - 1):
-            raise NotSupported("h_s has a transposed convolution of another geometry")
-        arrays[f"h_s_{i}_kind"] = np.array("deconv" if transposed else "conv")
-        if weight.abs().max() >= 2**15:
-            raise NotSupported("h_s weights do not fit 16 bits")
-        # integers below 2^13 (exact.WEIGHT_BITS): stored as int16, a quarter of their float64 size
-        arrays[f"h_s_{i}_weight"], arrays[f"h_s_{i}_bias"] = weight.numpy().astype(np.int16), bias.numpy()
-        arrays[f"h_s_{i}_geometry"] = np.array([s, p, shift])
+    networks = {"h_s": model.h_s}
+    if model.channel_context is not None:
+        networks |= {f"context_{j}": net for j, net in enumerate(model.channel_context)}
+        arrays["context"] = np.array([model.slices, CONTEXT_TILE, CONTEXT_HALO])
+    for prefix, network in networks.items():
+        arrays |= _exact_layers(prefix, network)
     with open(path, "wb") as f:
         np.savez(f, **arrays)

@@ -1,4 +1,5 @@
-"""`salcodec train` for a model's hyper-synthesis alone: refit at full width, or narrower for speed.
+"""`salcodec train` for a model's entropy parameters alone: its hyper-synthesis (refit at full width,
+or narrower for speed) and/or a channel context added to it.
 
 h_s turns the hyper-latents ẑ into the Gaussian means and scales by which y is range-coded: it
 sets the rate, not the picture. Coding runs it in exact float64 integer arithmetic (models/exact.py),
@@ -7,6 +8,10 @@ bottleneck and g_s frozen, the latents y and ẑ of a training crop never change
 computed once (the hyper cache) and training minimises only the rate of y under the new h_s —
 small convolutions on 1/64-size tensors, hundreds of steps per minute on a CPU, with batches far
 larger than the whole model's training could afford.
+
+A channel context (`context_slices`, models/hyperprior.py) is trained the same way: with y fixed,
+each slice's scales and means are corrected from the slices before it, rounded as a file holds
+them. `train.parts` names what trains: `h_s`, `channel_context` or both.
 
 The result is a new model: its files carry other means and scales, so the base model's decoder
 cannot read them, but y means what it meant, so every decoder of the base model (mse, gan, fast)
@@ -97,10 +102,10 @@ def narrowed_hyper_synthesis(base: QualityMapHyperprior, model: QualityMapHyperp
 
 
 def rate_bits(model: QualityMapHyperprior, z_hat: torch.Tensor, y: torch.Tensor, as_coded: bool) -> torch.Tensor:
-    """Bits of y under `model`'s h_s: with additive noise (training), or as a file codes it —
-    rounded around the means, each scale replaced by its coding table's (the estimate the
-    range coder's output matches to a fraction of a per cent)."""
-    scales, means = model.h_s(z_hat).chunk(2, dim=1)
+    """Bits of y under `model`'s h_s and channel context: with additive noise (training), or as a
+    file codes it — rounded around the means, each scale replaced by its coding table's (the
+    estimate the range coder's output matches to a fraction of a per cent)."""
+    scales, means = model.latent_parameters(*model.h_s(z_hat).chunk(2, dim=1), y, exact=False)
     gc = model.gaussian_conditional
     if as_coded:
         scales = gc.scale_table[model.scale_indexes(scales.contiguous()).long()]
@@ -109,21 +114,27 @@ def rate_bits(model: QualityMapHyperprior, z_hat: torch.Tensor, y: torch.Tensor,
 
 
 def train_hyper_synthesis(cfg: dict, max_steps: int | None = None) -> Path:
-    """Train (or resume) the hyper-synthesis a config describes; exports `<out_dir>/<name>.pt`,
-    a whole model (the base's weights with the new h_s)."""
+    """Train (or resume) the entropy parameters a config describes; exports `<out_dir>/<name>.pt`,
+    a model that stores only what differs from its base (the new h_s, the channel context)."""
     from .loop import build_sampler, learning_rate
 
     tcfg, mcfg, data = cfg["train"], cfg["model"], cfg["data"]
     out_dir = Path(cfg["out_dir"])
     base, digest = frozen_base(cfg, "hyper-synthesis")
+    base_widths = [base.h_s[0].out_channels, base.h_s[2].out_channels]
     hparams = {"N": base.N, "M": base.M, "cond": base.quality_pyramid.downs[0][0].out_channels,
-               "hyper_widths": list(mcfg["hyper_widths"]), "hyper_kernel": int(mcfg["hyper_kernel"])}
+               "hyper_widths": list(mcfg.get("hyper_widths", base_widths)),
+               "hyper_kernel": int(mcfg.get("hyper_kernel", base.h_s[4].kernel_size[0]))}
+    if mcfg.get("context_slices"):
+        hparams.update(context_slices=int(mcfg["context_slices"]), context_width=int(mcfg.get("context_width", 128)))
     model = QualityMapHyperprior(**hparams)
     load_state_resizing_buffers(model, {k: v for k, v in base.state_dict().items() if not k.startswith("h_s.")},
                                 strict=False)
     narrowed_hyper_synthesis(base, model)
     model.requires_grad_(False).eval()
-    model.h_s.requires_grad_(True).train()
+    parts = {name: getattr(model, name) for name in tcfg.get("parts", ["h_s"])}
+    for part in parts.values():
+        part.requires_grad_(True).train()
     encoders = [base.analysis if kind == "default" else load_encoder(mcfg["base"], kind)
                 for kind in tcfg.get("encoders", ["default"])]
     train_cache = hyper_cache(out_dir / "hyper_cache.pt", base, encoders, build_sampler(cfg, tcfg["seed"]),
@@ -141,7 +152,8 @@ def train_hyper_synthesis(cfg: dict, max_steps: int | None = None) -> Path:
 
     (out_dir / "monitor_base.json").write_text(json.dumps({"heldout_bpp_y": heldout_bpp(base)}, indent=1))
 
-    optimizers = {"lr": torch.optim.Adam(model.h_s.parameters(), lr=learning_rate(tcfg["lr"], 0))}
+    optimizers = {"lr": torch.optim.Adam([p for part in parts.values() for p in part.parameters()],
+                                         lr=learning_rate(tcfg["lr"], 0))}
     crop_pixels = train_cache.y.shape[-2] * train_cache.y.shape[-1] * 256
 
     def step_fn(rng: np.random.Generator) -> dict[str, float]:
@@ -152,10 +164,10 @@ def train_hyper_synthesis(cfg: dict, max_steps: int | None = None) -> Path:
         optimizers["lr"].step()
         return {"bpp": bpp.item()}
 
-    step = run_monitored_training(cfg, {"h_s": model.h_s}, optimizers, step_fn,
+    step = run_monitored_training(cfg, parts, optimizers, step_fn,
                                   lambda: {"heldout_bpp_y": heldout_bpp(model)}, max_steps)
     if step >= tcfg["steps"]:
         model.eval()
         export_weights(model, "quality-map-hyperprior", hparams, out_dir / f"{cfg['name']}.pt",
-                       {"step": step, "config": cfg.get("name"), "base_model": mcfg["base"], "base_digest": digest.hex()})
+                       {"step": step, "config": cfg.get("name")}, base=mcfg["base"])
     return out_dir / "last.pt"
