@@ -1,10 +1,13 @@
 """Rate-distortion of a salcodec model on Kodak (or any folder), against classic codecs.
 
     python benchmarks/kodak_rd.py --bd-anchor jpeg --bd-anchor webp
+    python benchmarks/kodak_rd.py --from-json docs/results/kodak-rd-default-v4-cc.json   # reprint a saved run
 
 Every salcodec point is a real .sgc file (uniform quality map: --saliency none). Prints the
 mean real bpp and PSNR-RGB per setting, PSNR interpolated at 0.25/0.5/1.0 bpp (per image, in
-log-bpp, then averaged) and the BD-rate against each anchor encoded in the same run.
+log-bpp, then averaged) and the BD-rate against each anchor encoded in the same run. A rate that
+some image's curve does not reach is n/a in that table; a second table compares every codec at
+each rate on the images whose curves all reach it.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from tqdm import tqdm
 from salcodec.codec import codec
 from salcodec.codec.bitstream import unpack
 from salcodec.eval import baselines
-from salcodec.eval.metrics import bd_rate, mean_quality_at_rate, psnr
+from salcodec.eval.metrics import bd_rate, mean_quality_at_rate, psnr, quality_at_rate
 from salcodec.models.registry import DEFAULT_MODEL
 
 RATES = (0.25, 0.5, 1.0)
@@ -73,6 +76,13 @@ def summarise(curves: dict) -> dict:
     return out
 
 
+def images_reaching(results: dict, rate: float) -> list[str]:
+    """The images whose curve reaches `rate` for every codec in `results`."""
+    names = results["salcodec"]["per_image"]
+    return [n for n in names if all(quality_at_rate(c["per_image"][n]["bpp"], c["per_image"][n]["psnr"], rate) is not None
+                                    for c in results.values())]
+
+
 def fmt(v: float | None) -> str:
     return "  n/a" if v is None else f"{v:.2f}"
 
@@ -87,7 +97,17 @@ def main() -> None:
                     help="anchor codec(s) for BD-rate, encoded in this run (repeatable; default jpeg)")
     ap.add_argument("--images", type=int, help="use only the first N images (quick checks)")
     ap.add_argument("--json-out", help="write all per-image numbers here")
+    ap.add_argument("--from-json", help="print the tables of an earlier run's --json-out file instead of coding anything")
     args = ap.parse_args()
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        run = saved["args"]
+        results = saved["results"]
+        anchors = [k for k in results if k != "salcodec"]
+        print(f"# {len(results['salcodec']['per_image'])} images from {run['data']}; model {run['model']}; "
+              f"saliency none; tables of {args.from_json}")
+        report(results, run["qualities"], anchors)
+        return
     if args.model_path:
         os.environ["SALCODEC_MODEL_PATH"] = args.model_path
     anchors = args.bd_anchor or ["jpeg"]
@@ -97,14 +117,20 @@ def main() -> None:
     results = {"salcodec": salcodec_curves(images, args.model, args.qualities)}
     for name in anchors:
         results[name] = anchor_curves(images, name)
-    summary = {k: summarise(v) for k, v in results.items()}
-
     print(f"# {len(images)} images from {args.data}; model {args.model}; saliency none; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {time.time() - start:.0f} s")
+    summary = report(results, args.qualities, anchors)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"args": vars(args), "results": results, "summary": summary}, indent=1))
+
+
+def report(results: dict, qualities: list[float], anchors: list[str]) -> dict:
+    """Print the tables of a run; returns the summary of each codec's curves."""
+    summary = {k: summarise(v) for k, v in results.items()}
     print("\n## salcodec per quality setting")
     print("| quality | real bpp | estimated bpp | PSNR-RGB (dB) |\n|---|---|---|---|")
     s = summary["salcodec"]
-    for q, b, e, p in zip(args.qualities, s["mean_bpp"], s["mean_est_bpp"], s["mean_psnr"]):
+    for q, b, e, p in zip(qualities, s["mean_bpp"], s["mean_est_bpp"], s["mean_psnr"]):
         print(f"| {q:g} | {b:.4f} | {e:.4f} | {p:.2f} |")
     gap = results["salcodec"]["stream_vs_estimate"]
     print(f"\ncoded stream bits against the likelihood estimate, over every image and setting: "
@@ -119,8 +145,16 @@ def main() -> None:
             a, b = summary[anchor], summary[name]
             bds.append(f"{bd_rate(a['mean_bpp'], a['mean_psnr'], b['mean_bpp'], b['mean_psnr']):+.1f} %")
         print(f"| {name} | " + " | ".join(row) + " | " + " | ".join(bds) + " |")
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"args": vars(args), "results": results, "summary": summary}, indent=1))
+    reaching = {r: images_reaching(results, r) for r in RATES}
+    print("\n## PSNR-RGB (dB) on the images every codec's curve reaches")
+    print("| codec | " + " | ".join(f"{r} bpp ({len(reaching[r])} images)" for r in RATES) + " |")
+    print("|---" * (1 + len(RATES)) + "|")
+    for name in ["salcodec"] + anchors:
+        per = results[name]["per_image"]
+        row = [fmt(mean_quality_at_rate([(per[n]["bpp"], per[n]["psnr"]) for n in reaching[r]], r)) if reaching[r] else fmt(None)
+               for r in RATES]
+        print(f"| {name} | " + " | ".join(row) + " |")
+    return summary
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DEFAULT_MODEL = "default-v4"  # the id `compress` uses unless told otherwise
+DEFAULT_MODEL = "default-v4-cc"  # the id `compress` uses unless told otherwise (default-v4 + channel context)
 DECODERS = ("mse", "gan", "fast")  # the model's own synthesis first, then second decoders (transforms.py)
 ENCODERS = ("default", "fast")  # the model's own analysis first, then second encoders
 WEIGHTS_DIR = Path(__file__).parent / "weights"
