@@ -35,7 +35,7 @@ def context_model(slices: int = 4, seed: int = 0) -> QualityMapHyperprior:
 def test_a_new_context_starts_as_the_plain_hyperprior():
     model = QualityMapHyperprior(N=16, M=24, context_slices=3, context_width=8)
     scales, means, y = torch.rand(1, 24, 4, 4) + 0.5, torch.randn(1, 24, 4, 4), torch.randn(1, 24, 4, 4) * 3
-    s, m = model.latent_parameters(scales, means, y, exact=False)
+    s, m = model.latent_parameters(scales, means, y)
     assert torch.equal(s, scales) and torch.equal(m, means)
     with pytest.raises(ValueError, match="divide"):
         QualityMapHyperprior(N=16, M=24, context_slices=5)
@@ -45,10 +45,10 @@ def test_context_corrections_use_only_slices_decoded_before():
     model = context_model()
     scales, means, y = torch.rand(1, 24, 4, 4) + 0.5, torch.randn(1, 24, 4, 4), torch.randn(1, 24, 4, 4) * 3
     with torch.no_grad():
-        s, m = model.latent_parameters(scales, means, y, exact=False)
+        s, m = model.latent_parameters(scales, means, y)
         changed = y.clone()
         changed[:, 12:] += 5  # slices 3 and 4 of 4
-        s2, m2 = model.latent_parameters(scales, means, changed, exact=False)
+        s2, m2 = model.latent_parameters(scales, means, changed)
     assert not torch.equal(s, scales)
     assert torch.equal(s[:, :18], s2[:, :18]) and torch.equal(m[:, :18], m2[:, :18])  # slices 1–3 cannot see it
     assert not torch.equal(m[:, 18:], m2[:, 18:])  # slice 4 sees slice 3
@@ -140,3 +140,16 @@ def test_both_engines_read_each_others_context_files(model_folder, kodak_crop):
         by_onnx, by_torch = runtime.decode(data, engine="onnx"), runtime.decode(data, engine="torch")
         assert by_onnx.shape == kodak_crop.shape
         assert np.abs(by_onnx.astype(int) - by_torch).max() <= 1
+
+
+def test_a_whole_model_with_a_context_trains_end_to_end():
+    """The training forward pass runs the context too: its rate gradient reaches the context and
+    the encoder alike (a GPU run can train transforms and context together)."""
+    torch.manual_seed(1)
+    model = QualityMapHyperprior(N=16, M=24, context_slices=4, context_width=8).train()
+    x, q0 = torch.rand(2, 3, 64, 64), torch.tensor([0.3, 0.8])
+    out = model(x, q0.view(-1, 1, 1, 1).expand(2, 1, 64, 64), q0)
+    bits = sum(-torch.log2(lk).sum() for lk in out.likelihoods)
+    (bits / x[:, 0].numel() + 255**2 * ((out.x_hat - x) ** 2).mean()).backward()
+    assert model.channel_context[2][-1].weight.grad.abs().sum() > 0
+    assert model.g_a[0].weight.grad.abs().sum() > 0

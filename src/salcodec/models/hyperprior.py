@@ -238,15 +238,16 @@ class QualityMapHyperprior(nn.Module):
             correction = self.channel_context[i](inputs)
         return scales + correction[:, :size], means + correction[:, size:]
 
-    def latent_parameters(self, scales: torch.Tensor, means: torch.Tensor, y: torch.Tensor,
-                          exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scales and means of every latent of y, as the decoder will find them slice by slice
-        (each slice rounded around its means, as coded, to inform the next)."""
+    def latent_parameters(self, scales: torch.Tensor, means: torch.Tensor,
+                          y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training's scales and means of every latent of y, found slice by slice as the decoder
+        finds them (each slice rounded around its means, as coded, to inform the next); coding
+        runs the same loop in exact arithmetic, interleaved with the range coder."""
         if self.channel_context is None:
             return scales, means
         decoded, all_scales, all_means = [], [], []
         for i, y_slice in enumerate(y.chunk(self.slices, 1)):
-            s, m = self.slice_parameters(scales, means, i, decoded, exact)
+            s, m = self.slice_parameters(scales, means, i, decoded, exact=False)
             decoded.append(ste_round(y_slice - m.detach()) + m.detach())
             all_scales.append(s)
             all_means.append(m)
@@ -272,7 +273,7 @@ class QualityMapHyperprior(nn.Module):
         _, z_likelihoods = self.entropy_bottleneck(z)
         z_offset = self.entropy_bottleneck._get_medians()
         z_hat = ste_round(z - z_offset) + z_offset
-        scales, means = self.latent_parameters(*self.hyper_synthesis(z_hat), y, exact=False)
+        scales, means = self.latent_parameters(*self.hyper_synthesis(z_hat), y)
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         y_hat = ste_round(y - means) + means
         return ForwardOutput(self.synthesis(y_hat, q0), [y_likelihoods, z_likelihoods])

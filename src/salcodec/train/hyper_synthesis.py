@@ -105,7 +105,7 @@ def rate_bits(model: QualityMapHyperprior, z_hat: torch.Tensor, y: torch.Tensor,
     """Bits of y under `model`'s h_s and channel context: with additive noise (training), or as a
     file codes it — rounded around the means, each scale replaced by its coding table's (the
     estimate the range coder's output matches to a fraction of a per cent)."""
-    scales, means = model.latent_parameters(*model.h_s(z_hat).chunk(2, dim=1), y, exact=False)
+    scales, means = model.latent_parameters(*model.h_s(z_hat).chunk(2, dim=1), y)
     gc = model.gaussian_conditional
     if as_coded:
         scales = gc.scale_table[model.scale_indexes(scales.contiguous()).long()]
