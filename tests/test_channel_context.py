@@ -14,7 +14,7 @@ from salcodec.errors import SalcodecError
 from salcodec.models.exact import ExactNetwork
 from salcodec.models.hyperprior import QualityMapHyperprior, analyze, hyper_analyze
 from salcodec.models.layers import load_state_resizing_buffers, to_unit
-from salcodec.models.registry import MODEL_PATH_ENV, export_weights, load_model, load_weights_file
+from salcodec.models.registry import MODEL_PATH_ENV, export_weights, load_model, load_weights_file, stored_weights
 from tests.conftest import TINY
 
 
@@ -117,6 +117,8 @@ def test_a_model_stored_as_differences_from_its_base_loads_as_the_whole(model_fo
     whole, whole_digest = load_weights_file(model_folder / "whole.pt")
     delta, delta_digest = load_weights_file(model_folder / "cc.pt")
     assert delta_digest == whole_digest
+    _, state = stored_weights(model_folder / "cc.pt")  # what a warm start reads: the whole model
+    assert set(state) == set(whole.state_dict()) and torch.equal(state["g_s.0.bias"], whole.state_dict()["g_s.0.bias"])
     data = codec.encode(kodak_crop, 60, model_name="cc").data
     assert np.array_equal(codec.decode(data), codec.decode(codec.encode(kodak_crop, 60, model_name="whole").data))
 

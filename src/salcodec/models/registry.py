@@ -86,15 +86,25 @@ def _base_state(blob: dict, path: Path) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in base.state_dict().items()}  # ours to assign: the base model keeps its own
 
 
-def load_weights_file(path: Path) -> tuple[nn.Module, str]:
-    """Rebuild a model from a weights file; returns (model in eval mode, digest of the file's weights)."""
+def stored_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A weights file's contents and its whole state in float32 (a base's tensors included)."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        model = build_model(blob["family"], **blob["hparams"])
+        if not isinstance(blob, dict):
+            raise KeyError("state_dict")
         state = _base_state(blob, path) | blob["state_dict"]
     except (OSError, KeyError, RuntimeError, EOFError) as exc:
         raise SalcodecError(f"cannot load model weights {path}: {exc}") from None
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    return blob, {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+
+
+def load_weights_file(path: Path) -> tuple[nn.Module, str]:
+    """Rebuild a model from a weights file; returns (model in eval mode, digest of the file's weights)."""
+    blob, state = stored_weights(path)
+    try:
+        model = build_model(blob["family"], **blob["hparams"])
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise SalcodecError(f"cannot load model weights {path}: {exc}") from None
     try:
         load_state_resizing_buffers(model, state, assign=True)  # `state` is ours alone: no copy
     except RuntimeError as exc:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from ..errors import SalcodecError
 from ..models.layers import load_state_resizing_buffers
-from ..models.registry import build_model, export_weights, weights_digest
+from ..models.registry import build_model, export_weights, stored_weights, weights_digest
 from .data import BatchStream, CropSampler, load_photo_folder, load_saliency_set
 from .objectives import make_objective
 
@@ -211,8 +211,7 @@ def _train(cfg: dict, init: Path | None = None, max_steps: int | None = None) ->
         load_state_resizing_buffers(model, state["model"])
         step = state["step"]
     elif init is not None:
-        blob = torch.load(init, map_location="cpu", weights_only=True)
-        weights = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
+        _, weights = stored_weights(init)  # a file stored as differences from a base comes whole
         # a warm start may come from an earlier version of the architecture: new parameters keep their init
         missing = set(model.state_dict()) - set(weights)
         weights = _widen_input_channels(weights, model.state_dict())
