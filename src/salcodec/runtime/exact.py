@@ -1,8 +1,9 @@
 """The exact entropy-model networks (models/exact.py) in numpy: the same integers, hence the same scales.
 
-models/exact.py runs h_s (and a channel context's networks) with integer-valued float64 weights and activations, so every sum is
-exact whatever order a library adds in. That makes this numpy copy give bit-identical outputs to
-the torch one: a file written by either engine picks the same coding tables in the other.
+models/exact.py runs h_s (and a channel context's networks) with integer-valued float64 weights
+and activations, so every sum is exact whatever order a library adds in. That makes this numpy
+copy give bit-identical outputs to the torch one: a file written by either engine picks the same
+coding tables in the other.
 Transposed convolutions run as their sub-pixel phases (models/layers.SubPixelConvTranspose2d),
 ordinary convolutions as one matrix product over unfolded patches.
 """

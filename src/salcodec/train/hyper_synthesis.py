@@ -120,7 +120,7 @@ def train_hyper_synthesis(cfg: dict, max_steps: int | None = None) -> Path:
 
     tcfg, mcfg, data = cfg["train"], cfg["model"], cfg["data"]
     out_dir = Path(cfg["out_dir"])
-    base, digest = frozen_base(cfg, "hyper-synthesis")
+    base, _ = frozen_base(cfg, "hyper-synthesis")
     base_widths = [base.h_s[0].out_channels, base.h_s[2].out_channels]
     hparams = {"N": base.N, "M": base.M, "cond": base.quality_pyramid.downs[0][0].out_channels,
                "hyper_widths": list(mcfg.get("hyper_widths", base_widths)),
