@@ -14,6 +14,11 @@ With `context_slices` > 0 the entropy model also has a channel context (Minnen &
 coded in slices of channels, and a small network per slice corrects the hyper-synthesis's scales
 and means of that slice from the slices decoded before it. Decoding stays parallel over the
 image; only the slices follow one another.
+
+With `spatial_width` > 0 each slice is also coded in two passes over a checkerboard (He et al.
+2021): first the anchors (half the positions, as above), then the others, whose scales and means a
+second small network corrects from the decoded anchors around them. Both passes are parallel over
+the image.
 """
 from __future__ import annotations
 
@@ -98,7 +103,29 @@ def channel_context_layers(M: int, slices: int, width: int) -> nn.ModuleList:
     return networks
 
 
-CONTEXT_TILE, CONTEXT_HALO = 64, 2  # exact context networks: tiles of latents; two 3×3 layers reach 2
+def spatial_context_layers(M: int, slices: int, width: int) -> nn.ModuleList:
+    """One network per slice of y's channels: from the slice's decoded anchor symbols (zero at the
+    other positions) and its scales and means, corrections to the scales and means of the other
+    positions. A 5×5 first layer sees the 12 anchors nearest each of them; the last layers start
+    at zero, like the channel context's."""
+    size = M // slices
+    networks = nn.ModuleList()
+    for _ in range(slices):
+        network = nn.Sequential(conv(3 * size, width, 5, 1), nn.LeakyReLU(inplace=True),
+                                conv(width, width, 1, 1), nn.LeakyReLU(inplace=True), conv(width, 2 * size, 1, 1))
+        nn.init.zeros_(network[-1].weight)
+        nn.init.zeros_(network[-1].bias)
+        networks.append(network)
+    return networks
+
+
+def anchor_mask(shape: tuple[int, int]) -> torch.Tensor:
+    """The checkerboard's anchors, coded first: positions whose row and column sum to an even number."""
+    return (torch.arange(shape[0])[:, None] + torch.arange(shape[1])[None, :]) % 2 == 0
+
+
+# exact context networks: tiles of latents; two 3×3 layers (channel context) or one 5×5 (spatial) reach 2
+CONTEXT_TILE, CONTEXT_HALO = 64, 2
 
 
 def analysis_layers(M: int, N: int, widths: tuple[int, int, int], cond: int) -> dict[str, nn.Module]:
@@ -175,7 +202,7 @@ class QualityMapHyperprior(nn.Module):
     HYPER_ANALYSIS_TILE, HYPER_ANALYSIS_HALO = 64, 16
 
     def __init__(self, N: int = 128, M: int = 192, cond: int = 32, hyper_widths: tuple[int, int] | None = None,
-                 hyper_kernel: int = 3, context_slices: int = 0, context_width: int = 128):
+                 hyper_kernel: int = 3, context_slices: int = 0, context_width: int = 128, spatial_width: int = 0):
         super().__init__()
         if context_slices and M % context_slices:
             raise ValueError(f"context_slices must divide M = {M}")
@@ -185,6 +212,7 @@ class QualityMapHyperprior(nn.Module):
             setattr(self, name, module)
         self.h_s = hyper_synthesis_layers(N, M, tuple(hyper_widths or (M, M * 3 // 2)), hyper_kernel)
         self.channel_context = channel_context_layers(M, context_slices, context_width) if context_slices else None
+        self.spatial_context = spatial_context_layers(M, self.slices, spatial_width) if spatial_width else None
 
         # gain units (Cui et al. 2021): the quality map scales the latents before quantization, so one
         # model spans the rate range from the first step; the decoder undoes the gain of the global q0
@@ -196,7 +224,7 @@ class QualityMapHyperprior(nn.Module):
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
         self._exact_h_s: ExactNetwork | None = None
-        self._exact_context: list[ExactNetwork] | None = None
+        self._exact_context: dict[str, list[ExactNetwork]] = {}
 
     # -- transforms -------------------------------------------------------------------------
     def analysis_transform(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,6 +249,16 @@ class QualityMapHyperprior(nn.Module):
             scales, means = self._exact_h_s(z_hat).chunk(2, dim=1)
         return scales, means
 
+    def _context_network(self, kind: str, i: int, exact: bool):
+        """Network i of the `kind` context ('channel_context' or 'spatial_context'): the float one
+        while training, its exact copy when coding."""
+        networks = getattr(self, kind)
+        if not exact:
+            return networks[i]
+        if kind not in self._exact_context:
+            self._exact_context[kind] = [ExactNetwork(net, CONTEXT_TILE, CONTEXT_HALO, 1) for net in networks]
+        return self._exact_context[kind][i]
+
     def slice_parameters(self, scales: torch.Tensor, means: torch.Tensor, i: int, decoded: list[torch.Tensor],
                          exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Scales and means of y's slice i: the hyper-synthesis's, corrected by the channel context
@@ -229,36 +267,44 @@ class QualityMapHyperprior(nn.Module):
         scales, means = scales[:, i * size:(i + 1) * size], means[:, i * size:(i + 1) * size]
         if self.channel_context is None:
             return scales, means
-        inputs = torch.cat([scales, means, *decoded], 1)
-        if exact:
-            if self._exact_context is None:
-                self._exact_context = [ExactNetwork(net, CONTEXT_TILE, CONTEXT_HALO, 1) for net in self.channel_context]
-            correction = self._exact_context[i](inputs)
-        else:
-            correction = self.channel_context[i](inputs)
+        correction = self._context_network("channel_context", i, exact)(torch.cat([scales, means, *decoded], 1))
         return scales + correction[:, :size], means + correction[:, size:]
+
+    def spatial_parameters(self, scales: torch.Tensor, means: torch.Tensor, i: int, anchor_symbols: torch.Tensor,
+                           exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Slice i's scales and means for the second pass of the checkerboard: the anchors' as they
+        were, the other positions' corrected from the anchors' decoded symbols (zero elsewhere)."""
+        size = scales.shape[1]
+        network = self._context_network("spatial_context", i, exact)
+        correction = network(torch.cat([anchor_symbols, scales, means], 1))
+        anchors = anchor_mask(scales.shape[-2:]).to(scales.device)
+        return (torch.where(anchors, scales, scales + correction[:, :size]),
+                torch.where(anchors, means, means + correction[:, size:]))
 
     def latent_parameters(self, scales: torch.Tensor, means: torch.Tensor,
                           y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training's scales and means of every latent of y, found slice by slice as the decoder
-        finds them (each slice rounded around its means, as coded, to inform the next); coding
-        runs the same loop in exact arithmetic, interleaved with the range coder."""
-        if self.channel_context is None:
+        """Training's scales and means of every latent of y, found slice by slice (and pass by pass)
+        as the decoder finds them: each slice rounded around its means, as coded, to inform the
+        next; coding runs the same loop in exact arithmetic, interleaved with the range coder."""
+        if self.channel_context is None and self.spatial_context is None:
             return scales, means
         decoded, all_scales, all_means = [], [], []
         for i, y_slice in enumerate(y.chunk(self.slices, 1)):
             s, m = self.slice_parameters(scales, means, i, decoded, exact=False)
+            if self.spatial_context is not None:
+                anchors = anchor_mask(y_slice.shape[-2:]).to(y_slice.device)
+                s, m = self.spatial_parameters(s, m, i, ste_round(y_slice - m.detach()) * anchors, exact=False)
             decoded.append(ste_round(y_slice - m.detach()) + m.detach())
             all_scales.append(s)
             all_means.append(m)
         return torch.cat(all_scales, 1), torch.cat(all_means, 1)
 
     def train(self, mode: bool = True) -> "QualityMapHyperprior":
-        self._exact_h_s = self._exact_context = None  # weights may change: rebuild the exact copies when coding next
+        self._exact_h_s, self._exact_context = None, {}  # weights may change: rebuild the exact copies when coding next
         return super().train(mode)
 
     def load_state_dict(self, *args, **kwargs):
-        self._exact_h_s = self._exact_context = None
+        self._exact_h_s, self._exact_context = None, {}
         return super().load_state_dict(*args, **kwargs)
 
     def synthesis(self, y_hat: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
@@ -330,12 +376,22 @@ class QualityMapHyperprior(nn.Module):
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         hyper_scales, hyper_means = self.hyper_synthesis(z_hat)
         coder, tables = BufferedRansEncoder(), self.y_coding_tables()
+
+        def encode(symbols: torch.Tensor, scales: torch.Tensor) -> None:
+            coder.encode_with_indexes(symbols.int().reshape(-1).tolist(), self.scale_indexes(scales).reshape(-1).tolist(),
+                                      *tables)
         decoded, all_scales, all_means = [], [], []
         for i, y_slice in enumerate(y.chunk(self.slices, 1)):
             scales, means = self.slice_parameters(hyper_scales, hyper_means, i, decoded, exact=True)
             symbols = torch.round(y_slice - means)
-            coder.encode_with_indexes(symbols.int().reshape(-1).tolist(), self.scale_indexes(scales).reshape(-1).tolist(),
-                                      *tables)
+            if self.spatial_context is not None:  # the anchors, then the others from them
+                anchors = anchor_mask(y_slice.shape[-2:])
+                encode(symbols[..., anchors], scales[..., anchors])
+                scales, means = self.spatial_parameters(scales, means, i, symbols * anchors, exact=True)
+                symbols = torch.round(y_slice - means)  # the anchors' means are unchanged
+                encode(symbols[..., ~anchors], scales[..., ~anchors])
+            else:
+                encode(symbols, scales)
             decoded.append(symbols + means)
             all_scales.append(scales)
             all_means.append(means)
@@ -358,11 +414,22 @@ class QualityMapHyperprior(nn.Module):
         hyper_scales, hyper_means = self.hyper_synthesis(z_hat)
         coder, tables = RansDecoder(), self.y_coding_tables()
         coder.set_stream(pad_stream(y_string, self.M * z_shape[0] * z_shape[1] * 16))
+
+        def decode(scales: torch.Tensor) -> torch.Tensor:
+            symbols = coder.decode_stream(self.scale_indexes(scales).reshape(-1).tolist(), *tables)
+            return torch.tensor(symbols, dtype=torch.float32).reshape(scales.shape)
         decoded: list[torch.Tensor] = []
         for i in range(self.slices):
             scales, means = self.slice_parameters(hyper_scales, hyper_means, i, decoded, exact=True)
-            symbols = coder.decode_stream(self.scale_indexes(scales).reshape(-1).tolist(), *tables)
-            decoded.append(torch.tensor(symbols, dtype=torch.float32).reshape(means.shape) + means)
+            if self.spatial_context is not None:  # the anchors, then the others from them
+                anchors = anchor_mask(scales.shape[-2:])
+                symbols = torch.zeros_like(means)
+                symbols[..., anchors] = decode(scales[..., anchors])
+                scales, means = self.spatial_parameters(scales, means, i, symbols, exact=True)
+                symbols[..., ~anchors] = decode(scales[..., ~anchors])
+            else:
+                symbols = decode(scales)
+            decoded.append(symbols + means)
         return torch.cat(decoded, 1)
 
     @torch.inference_mode()

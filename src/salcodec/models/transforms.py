@@ -78,11 +78,11 @@ def load_encoder(base_id: str, kind: str) -> AnalysisTransform:
     return _load_cached(base_id, kind, "encoder", path.resolve(), path.stat().st_mtime_ns)
 
 
-ENTROPY_PARAMETER_PREFIXES = ("h_s.", "channel_context.")  # what predicts y's scales and means
+ENTROPY_PARAMETER_PREFIXES = ("h_s.", "channel_context.", "spatial_context.")  # what predicts y's scales and means
 
 
 def _outside_entropy_parameters(model: nn.Module) -> bytes:
-    """Digest of a model's weights but h_s and the channel context: what its second transforms depend on."""
+    """Digest of a model's weights but h_s and the contexts: what its second transforms depend on."""
     from .registry import weights_digest
     return weights_digest({k: v for k, v in model.state_dict().items() if not k.startswith(ENTROPY_PARAMETER_PREFIXES)})
 
@@ -110,7 +110,7 @@ def _load_cached(base_id: str, kind: str, role: str, path: Path, mtime_ns: int) 
                             f"(digest {trained_on.hex()}, installed {owner_digest.hex()})")
     if owner is not base and _outside_entropy_parameters(owner) != _outside_entropy_parameters(base):
         raise SalcodecError(f"{kind} {role} {path} of '{owner_id}' does not fit model '{base_id}': "
-                            "their weights differ outside the hyper-synthesis and channel context")
+                            "their weights differ outside the hyper-synthesis and contexts")
     if not getattr(base, "variable_rate", False) or set(state) != set(transform.state_dict()):
         raise SalcodecError(f"{kind} {role} {path} does not fit model '{base_id}'")
     transform.load_state_dict(state)

@@ -95,9 +95,11 @@ class Tables:
         self.eb_lists = tuple(a.tolist() for a in self.eb)
         self.gc_lists = tuple(a.tolist() for a in self.gc)
         self.h_s = ExactNetwork(arrays)
-        # the channel context (models/hyperprior.py): y in slices, each corrected from those before it
+        # the contexts (models/hyperprior.py): y in slices, each corrected from those before it (channel),
+        # and each in two passes over a checkerboard, the second corrected from the first (spatial)
         self.slices, self.context_tile, self.context_halo = (int(v) for v in arrays.get("context", (1, 0, 0)))
-        self.context = [ExactNetwork(arrays, f"context_{j}") for j in range(self.slices)] if "context" in arrays else []
+        self.context, self.spatial = ([ExactNetwork(arrays, f"{kind}_{j}") for j in range(self.slices)]
+                                      if f"{kind}_0_layers" in arrays else [] for kind in ("context", "spatial"))
         (self.analysis_halo, self.hyper_analysis_tile, self.hyper_analysis_halo, self.synthesis_halo,
          self.h_s_tile, self.h_s_halo) = (int(v) for v in arrays["tiling"])
 
@@ -117,6 +119,12 @@ class Tables:
             out = out[0]
         return out[: self.M], out[self.M:]
 
+    def _run_context(self, network: ExactNetwork, inputs: np.ndarray) -> np.ndarray:
+        if max(inputs.shape[-2:]) <= self.context_tile + self.context_halo:
+            return network(inputs)
+        (out,) = tiled(lambda t: (network(t[0])[None],), (inputs[None],), self.context_tile, self.context_halo, 1)
+        return out[0]
+
     def slice_parameters(self, scales: np.ndarray, means: np.ndarray, i: int,
                          decoded: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """As QualityMapHyperprior.slice_parameters: slice i's scales and means, corrected by the
@@ -125,14 +133,16 @@ class Tables:
         scales, means = scales[i * size:(i + 1) * size], means[i * size:(i + 1) * size]
         if not self.context:
             return scales, means
-        inputs, network = np.concatenate([scales, means, *decoded]), self.context[i]
-        if max(inputs.shape[-2:]) <= self.context_tile + self.context_halo:
-            correction = network(inputs)
-        else:
-            (correction,) = tiled(lambda t: (network(t[0])[None],), (inputs[None],), self.context_tile,
-                                  self.context_halo, 1)
-            correction = correction[0]
+        correction = self._run_context(self.context[i], np.concatenate([scales, means, *decoded]))
         return scales + correction[:size], means + correction[size:]
+
+    def spatial_parameters(self, scales: np.ndarray, means: np.ndarray, i: int,
+                           anchor_symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As QualityMapHyperprior.spatial_parameters: the checkerboard's second pass."""
+        size = scales.shape[0]
+        correction = self._run_context(self.spatial[i], np.concatenate([anchor_symbols, scales, means]))
+        anchors = anchor_mask(scales.shape[-2:])
+        return np.where(anchors, scales, scales + correction[:size]), np.where(anchors, means, means + correction[size:])
 
     def scale_indexes(self, scales: np.ndarray) -> np.ndarray:
         """As QualityMapHyperprior.scale_indexes: the table whose scale is nearest in the log domain,
@@ -149,6 +159,11 @@ class Tables:
 
     def channel_indexes(self, shape: tuple[int, int]) -> np.ndarray:
         return np.repeat(np.arange(self.N, dtype=np.int32), shape[0] * shape[1])
+
+
+def anchor_mask(shape: tuple[int, int]) -> np.ndarray:
+    """As models/hyperprior.anchor_mask: the checkerboard's first pass."""
+    return (np.arange(shape[0])[:, None] + np.arange(shape[1])[None, :]) % 2 == 0
 
 
 def _model_sources(model_id: str) -> list[Path]:
@@ -258,14 +273,23 @@ def encode(image: np.ndarray, quality: float, saliency: np.ndarray | None, stren
     hyper_scales, hyper_means = tables.scales_and_means(z_hat)
     est_bits = _table_bits(z_symbols, z_indexes, tables.eb, tables.eb_bits)
     y_coder, decoded = slices_encoder_cls(), []
+
+    def encode_symbols(symbols: np.ndarray, scales: np.ndarray) -> float:
+        y_indexes, y_symbols = tables.scale_indexes(scales).reshape(-1), symbols.astype(np.int32).reshape(-1)
+        y_coder.encode_with_indexes(y_symbols.tolist(), y_indexes.tolist(), *tables.gc_lists)
+        return _table_bits(y_symbols, y_indexes, tables.gc, tables.gc_bits)
     for i, y_slice in enumerate(np.split(y, tables.slices)):
         scales, means = tables.slice_parameters(hyper_scales, hyper_means, i, decoded)
-        y_indexes = tables.scale_indexes(scales).reshape(-1)
         y_symbols = np.round(y_slice - means)
+        if tables.spatial:  # the anchors, then the others from them
+            anchors = anchor_mask(y_slice.shape[-2:])
+            est_bits += encode_symbols(y_symbols[:, anchors], scales[:, anchors])
+            scales, means = tables.spatial_parameters(scales, means, i, y_symbols * anchors)
+            y_symbols = np.round(y_slice - means)  # the anchors' means are unchanged
+            est_bits += encode_symbols(y_symbols[:, ~anchors], scales[:, ~anchors])
+        else:
+            est_bits += encode_symbols(y_symbols, scales)
         decoded.append(y_symbols + means)
-        y_symbols = y_symbols.astype(np.int32).reshape(-1)
-        y_coder.encode_with_indexes(y_symbols.tolist(), y_indexes.tolist(), *tables.gc_lists)
-        est_bits += _table_bits(y_symbols, y_indexes, tables.gc, tables.gc_bits)
     y_string = y_coder.flush()
     flags = bitstream.FLAG_SPATIAL_QUALITY if saliency is not None and strength != 0 else 0
     header = bitstream.Header(model_id, tables.digest, h, w, q0, flags, tile)
@@ -294,10 +318,21 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder:
         hyper_scales, hyper_means = tables.scales_and_means(z_hat)
         y_coder, decoded = decoder_cls(), []
         y_coder.set_stream(bitstream.pad_stream(y_string, hyper_means.size))
+
+        def decode_symbols(scales: np.ndarray) -> np.ndarray:
+            symbols = y_coder.decode_stream(tables.scale_indexes(scales).reshape(-1).tolist(), *tables.gc_lists)
+            return symbol_array(symbols).reshape(scales.shape)
         for i in range(tables.slices):
             scales, means = tables.slice_parameters(hyper_scales, hyper_means, i, decoded)
-            y_symbols = y_coder.decode_stream(tables.scale_indexes(scales).reshape(-1).tolist(), *tables.gc_lists)
-            decoded.append(symbol_array(y_symbols).reshape(means.shape) + means)
+            if tables.spatial:  # the anchors, then the others from them
+                anchors = anchor_mask(scales.shape[-2:])
+                y_symbols = np.zeros_like(means)
+                y_symbols[:, anchors] = decode_symbols(scales[:, anchors])
+                scales, means = tables.spatial_parameters(scales, means, i, y_symbols)
+                y_symbols[:, ~anchors] = decode_symbols(scales[:, ~anchors])
+            else:
+                y_symbols = decode_symbols(scales)
+            decoded.append(y_symbols + means)
     except (RuntimeError, ValueError) as exc:
         raise SalcodecError(f"corrupt file (entropy decoding failed: {exc})") from None
     y_hat = np.concatenate(decoded)

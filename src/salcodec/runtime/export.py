@@ -240,7 +240,7 @@ def _exact_layers(prefix: str, network: nn.Sequential) -> dict[str, np.ndarray]:
 
 
 def export_tables(model_id: str, path: Path) -> None:
-    """The coding tables and the exact h_s (and channel context) of a quality-map-hyperprior model, as one .npz."""
+    """The coding tables and the exact h_s (and context networks) of a quality-map-hyperprior model, as one .npz."""
     from ..models import exact
     from ..models.hyperprior import CONTEXT_HALO, CONTEXT_TILE
     model, digest = _hyperprior(model_id)
@@ -262,6 +262,9 @@ def export_tables(model_id: str, path: Path) -> None:
     networks = {"h_s": model.h_s}
     if model.channel_context is not None:
         networks |= {f"context_{j}": net for j, net in enumerate(model.channel_context)}
+    if model.spatial_context is not None:
+        networks |= {f"spatial_{j}": net for j, net in enumerate(model.spatial_context)}
+    if model.channel_context is not None or model.spatial_context is not None:
         arrays["context"] = np.array([model.slices, CONTEXT_TILE, CONTEXT_HALO])
     for prefix, network in networks.items():
         arrays |= _exact_layers(prefix, network)

@@ -9,9 +9,11 @@ computed once (the hyper cache) and training minimises only the rate of y under 
 small convolutions on 1/64-size tensors, hundreds of steps per minute on a CPU, with batches far
 larger than the whole model's training could afford.
 
-A channel context (`context_slices`, models/hyperprior.py) is trained the same way: with y fixed,
-each slice's scales and means are corrected from the slices before it, rounded as a file holds
-them. `train.parts` names what trains: `h_s`, `channel_context` or both.
+A channel context (`context_slices`, models/hyperprior.py) and a checkerboard context
+(`spatial_width`) are trained the same way: with y fixed, each slice's scales and means are
+corrected from the slices and anchors decoded before it, rounded as a file holds them.
+`train.parts` names what trains (`h_s`, `channel_context`, `spatial_context`); `model.init` names a
+model of the same base whose entropy networks it starts from.
 
 The result is a new model: its files carry other means and scales, so the base model's decoder
 cannot read them, but y means what it meant, so every decoder of the base model (mse, gan, fast)
@@ -33,7 +35,7 @@ from tqdm import tqdm
 
 from ..models.hyperprior import QualityMapHyperprior
 from ..models.layers import load_state_resizing_buffers
-from ..models.registry import export_weights
+from ..models.registry import export_weights, load_model
 from ..models.transforms import load_encoder
 from .data import CropSampler, load_photo_folder
 from .gan import frozen_base, run_monitored_training
@@ -127,10 +129,16 @@ def train_hyper_synthesis(cfg: dict, max_steps: int | None = None) -> Path:
                "hyper_kernel": int(mcfg.get("hyper_kernel", base.h_s[4].kernel_size[0]))}
     if mcfg.get("context_slices"):
         hparams.update(context_slices=int(mcfg["context_slices"]), context_width=int(mcfg.get("context_width", 128)))
+    if mcfg.get("spatial_width"):
+        hparams.update(spatial_width=int(mcfg["spatial_width"]))
     model = QualityMapHyperprior(**hparams)
     load_state_resizing_buffers(model, {k: v for k, v in base.state_dict().items() if not k.startswith("h_s.")},
                                 strict=False)
     narrowed_hyper_synthesis(base, model)
+    if mcfg.get("init"):  # a model of the same base whose entropy networks this one starts from
+        init_state = load_model(mcfg["init"])[0].state_dict()
+        load_state_resizing_buffers(model, {k: v for k, v in init_state.items() if k in model.state_dict()},
+                                    strict=False)
     model.requires_grad_(False).eval()
     parts = {name: getattr(model, name) for name in tcfg.get("parts", ["h_s"])}
     for part in parts.values():
