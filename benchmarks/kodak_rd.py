@@ -1,7 +1,7 @@
 """Rate-distortion of a salcodec model on Kodak (or any folder), against classic codecs.
 
     python benchmarks/kodak_rd.py --bd-anchor jpeg --bd-anchor webp
-    python benchmarks/kodak_rd.py --from-json docs/results/kodak-rd-default-v4-cc.json   # reprint a saved run
+    python benchmarks/kodak_rd.py --from-json docs/results/kodak-rd-default-v4-cb.json   # reprint a saved run
 
 Every salcodec point is a real .sgc file (uniform quality map: --saliency none). Prints the
 mean real bpp and PSNR-RGB per setting, PSNR interpolated at 0.25/0.5/1.0 bpp (per image, in

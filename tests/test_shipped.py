@@ -75,18 +75,21 @@ def test_shipped_lite_model_codes_like_default_v4_and_uses_its_second_transforms
     assert psnr(kodak_crop, codec.decode(fast.data, decoder="fast")) > psnr(kodak_crop, codec.decode(lite.data)) - 1.0
 
 
-def test_shipped_context_model_codes_default_v4s_latents_in_fewer_bits(kodak_crop):
-    """default-v4-cc is default-v4 with a channel context added to its entropy model: the same
-    latents, so the same pixels up to rounding around other means, in fewer bits (4.9 % fewer for
-    y on held-out BSDS500 crops; MODEL_CARD); default-v4's second decoders read its files. A context
-    that did not match between encoder and decoder would decode garbage."""
-    v4, cc = (codec.encode(kodak_crop, 50, None, 0.0, model_name=m) for m in ("default-v4", "default-v4-cc"))
-    assert bitstream.unpack(cc.data).header.model_id == "default-v4-cc"
-    assert cc.bpp < 0.98 * v4.bpp
-    assert abs(psnr(kodak_crop, codec.decode(cc.data)) - psnr(kodak_crop, codec.decode(v4.data))) < 0.1
-    streams = sum(len(s) for s in bitstream.unpack(cc.data).streams)
-    assert abs(8 * streams - cc.estimated_bits) <= 0.01 * cc.estimated_bits + 2 * 16 * 8
-    assert psnr(kodak_crop, codec.decode(cc.data, decoder="fast")) > psnr(kodak_crop, codec.decode(cc.data)) - 0.5
+@pytest.mark.parametrize("model_id, before, saving", [("default-v4-cc", "default-v4", 0.02),
+                                                    ("default-v4-cb", "default-v4-cc", 0.005)])
+def test_shipped_context_models_code_default_v4s_latents_in_fewer_bits(kodak_crop, model_id, before, saving):
+    """default-v4-cc is default-v4 with a channel context added to its entropy model, default-v4-cb
+    default-v4-cc with a checkerboard context as well: the same latents, so the same pixels up to
+    rounding around other means, in fewer bits (y on held-out BSDS500 crops: 4.9 % fewer, then
+    0.9 % fewer; on this crop 11 % and 1.8 %; MODEL_CARD); default-v4's second decoders read their
+    files. A context that did not match between encoder and decoder would decode garbage."""
+    old, new = (codec.encode(kodak_crop, 50, None, 0.0, model_name=m) for m in (before, model_id))
+    assert bitstream.unpack(new.data).header.model_id == model_id
+    assert new.bpp < (1 - saving) * old.bpp
+    assert abs(psnr(kodak_crop, codec.decode(new.data)) - psnr(kodak_crop, codec.decode(old.data))) < 0.1
+    streams = sum(len(s) for s in bitstream.unpack(new.data).streams)
+    assert abs(8 * streams - new.estimated_bits) <= 0.01 * new.estimated_bits + 2 * 16 * 8
+    assert psnr(kodak_crop, codec.decode(new.data, decoder="fast")) > psnr(kodak_crop, codec.decode(new.data)) - 0.5
 
 
 def test_bpp_target_is_reached_within_3_percent(kodak_crop):

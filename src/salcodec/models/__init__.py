@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DEFAULT_MODEL = "default-v4-cc"  # the id `compress` uses unless told otherwise (default-v4 + channel context)
+DEFAULT_MODEL = "default-v4-cb"  # the id `compress` uses unless told otherwise (default-v4 + channel and checkerboard contexts)
 DECODERS = ("mse", "gan", "fast")  # the model's own synthesis first, then second decoders (transforms.py)
 ENCODERS = ("default", "fast")  # the model's own analysis first, then second encoders
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -16,7 +16,7 @@ MODEL_PATH_ENV = "SALCODEC_MODEL_PATH"  # extra folders of <id>.pt files, search
 # A model whose entropy parameters alone were retrained (a narrower h_s, or a channel context added;
 # train/hyper_synthesis.py) keeps the latents of the model it came from: that model's second
 # encoders and decoders serve it too (transforms.py checks that every other weight is the same).
-SHARES_TRANSFORMS_OF = {"default-v4-lite": "default-v4", "default-v4-cc": "default-v4"}
+SHARES_TRANSFORMS_OF = {"default-v4-lite": "default-v4", "default-v4-cc": "default-v4", "default-v4-cb": "default-v4"}
 
 
 def weights_dirs() -> list[Path]:
