@@ -22,6 +22,8 @@ the image.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -249,7 +251,7 @@ class QualityMapHyperprior(nn.Module):
             scales, means = self._exact_h_s(z_hat).chunk(2, dim=1)
         return scales, means
 
-    def _context_network(self, kind: str, i: int, exact: bool):
+    def _context_network(self, kind: str, i: int, exact: bool) -> Callable[[torch.Tensor], torch.Tensor]:
         """Network i of the `kind` context ('channel_context' or 'spatial_context'): the float one
         while training, its exact copy when coding."""
         networks = getattr(self, kind)
