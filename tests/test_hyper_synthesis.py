@@ -16,7 +16,7 @@ from salcodec import models, runtime
 from salcodec.codec import codec
 from salcodec.errors import SalcodecError
 from salcodec.models.hyperprior import QualityMapHyperprior, SynthesisTransform
-from salcodec.models.registry import MODEL_PATH_ENV, export_weights, load_model
+from salcodec.models.registry import MODEL_PATH_ENV, export_weights, load_model, load_weights_file
 from salcodec.models.transforms import export_decoder
 from salcodec.train.data import CropSampler, load_photo_folder
 from salcodec.train.hyper_synthesis import hyper_cache, narrowed_hyper_synthesis
@@ -111,6 +111,24 @@ def test_the_base_models_second_decoder_serves_the_retrained_model(lite_run, kod
     data = codec.encode(kodak_crop, 50, model_name="tiny-other").data
     with pytest.raises(SalcodecError, match="differ outside the hyper-synthesis"):
         codec.decode(data, decoder="fast")
+
+
+def test_a_context_run_starts_from_the_model_it_names_and_trains_its_parts(lite_run, tmp_path):
+    """`model.init` starts the entropy networks from another model of the same base (here the lite
+    h_s, which does not train), and `train.parts` trains the checkerboard context from zero."""
+    cfg = yaml.safe_load((tmp_path / "lite.yaml").read_text())
+    cfg["name"], cfg["out_dir"] = "tiny-cb", str(tmp_path / "cb-run")
+    cfg["model"].update(init="tiny-lite", context_slices=2, context_width=4, spatial_width=4)
+    cfg["train"].update(steps=3, parts=["spatial_context"], monitor_every=3, checkpoint_every=3)
+    config = tmp_path / "cb.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    from salcodec.cli import main
+    assert main(["train", "--config", str(config)]) == 0
+    lite, _ = load_model("tiny-lite")
+    model, _ = load_weights_file(tmp_path / "cb-run" / "tiny-cb.pt")
+    assert all(torch.equal(v, lite.state_dict()[k]) for k, v in model.state_dict().items() if k.startswith("h_s."))
+    assert model.spatial_context[1][-1].weight.abs().sum() > 0  # started at zero
+    assert all(float(net[-1].weight.abs().sum()) == 0 for net in model.channel_context)  # not in parts
 
 
 def test_the_cache_grows_when_asked_for_more_crops(tmp_path, training_photos):

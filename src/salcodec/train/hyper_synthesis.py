@@ -136,9 +136,9 @@ def train_hyper_synthesis(cfg: dict, max_steps: int | None = None) -> Path:
                                 strict=False)
     narrowed_hyper_synthesis(base, model)
     if mcfg.get("init"):  # a model of the same base whose entropy networks this one starts from
-        init_state = load_model(mcfg["init"])[0].state_dict()
-        load_state_resizing_buffers(model, {k: v for k, v in init_state.items() if k in model.state_dict()},
-                                    strict=False)
+        own = model.state_dict().keys()
+        load_state_resizing_buffers(model, {k: v for k, v in load_model(mcfg["init"])[0].state_dict().items()
+                                            if k in own}, strict=False)
     model.requires_grad_(False).eval()
     parts = {name: getattr(model, name) for name in tcfg.get("parts", ["h_s"])}
     for part in parts.values():
