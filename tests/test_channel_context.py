@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from salcodec.codec import codec
+from salcodec.codec.rounding import rd_multiplier
 from salcodec.errors import SalcodecError
 from salcodec.models.exact import ExactNetwork
 from salcodec.models.hyperprior import QualityMapHyperprior, analyze, anchor_mask, hyper_analyze
@@ -87,11 +88,14 @@ def test_context_files_round_trip(kodak_crop, spatial_width):
     model = context_model(spatial_width=spatial_width)
     x = torch.from_numpy(np.ascontiguousarray(kodak_crop)).permute(2, 0, 1)[None]
     q = torch.full((1, 1, *x.shape[-2:]), 0.6)
-    streams, _ = model.compress(x, q, torch.tensor([0.6]))
-    y_hat = model.decode_latents(streams, tuple(x.shape[-2:]))
     with torch.no_grad():
         y, cond = analyze(model, to_unit(x), q, torch.tensor([0.6]))
+    with rd_multiplier(0):
+        streams, _ = model.compress(x, q, torch.tensor([0.6]))
+    y_hat = model.decode_latents(streams, tuple(x.shape[-2:]))
     assert (y_hat - y).abs().max() <= 0.5 + 1e-4  # each latent rounded around its corrected mean
+    streams, _ = model.compress(x, q, torch.tensor([0.6]))  # RD rounding: a step toward the mean at most
+    assert (model.decode_latents(streams, tuple(x.shape[-2:])) - y).abs().max() < 1
     plain = copy.deepcopy(model)
     plain.channel_context, plain.spatial_context, plain.slices = None, None, 1
     plain_streams, _ = plain.compress(x, q, torch.tensor([0.6]))

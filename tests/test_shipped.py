@@ -13,7 +13,8 @@ from PIL import Image
 import salcodec
 from salcodec.cli import main
 from salcodec.codec import bitstream, codec
-from salcodec.eval.metrics import psnr
+from salcodec.codec.rounding import RD_MULTIPLIER, rd_multiplier
+from salcodec.eval.metrics import bd_rate, psnr
 from salcodec.models.registry import DEFAULT_MODEL
 from tests.conftest import KODAK
 
@@ -90,6 +91,20 @@ def test_shipped_context_models_code_default_v4s_latents_in_fewer_bits(kodak_cro
     streams = sum(len(s) for s in bitstream.unpack(new.data).streams)
     assert abs(8 * streams - new.estimated_bits) <= 0.01 * new.estimated_bits + 2 * 16 * 8
     assert psnr(kodak_crop, codec.decode(new.data, decoder="fast")) > psnr(kodak_crop, codec.decode(new.data)) - 0.5
+
+
+def test_rd_rounding_gives_a_better_rate_distortion_curve_than_nearest_rounding(kodak_crop):
+    """RD rounding (codec/rounding.py) saved 0.3 to 2.0 % BD-rate on each of the 24 Kodak images
+    (MODEL_CARD). Rounding that read the wrong code lengths or moved symbols the wrong way would
+    cost rate or fidelity for nothing; decoders read its files as any others."""
+    curves = {}
+    for multiplier in (0, RD_MULTIPLIER):
+        with rd_multiplier(multiplier):
+            files = [codec.encode(kodak_crop, q, None, 0.0) for q in (0, 33, 66, 100)]
+        curves[multiplier] = [f.bpp for f in files], [psnr(kodak_crop, codec.decode(f.data)) for f in files]
+    (near_bpp, near_psnr), (rd_bpp, rd_psnr) = curves[0], curves[RD_MULTIPLIER]
+    assert all(r < n for r, n in zip(rd_bpp, near_bpp))
+    assert bd_rate(near_bpp, near_psnr, rd_bpp, rd_psnr) < 0
 
 
 def test_bpp_target_is_reached_within_3_percent(kodak_crop):

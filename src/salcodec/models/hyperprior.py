@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..codec.bitstream import pad_stream
+from ..codec.rounding import code_lengths, rd_round
 from ._compressai import BufferedRansEncoder, EntropyBottleneck, GaussianConditional, RansDecoder
 from .exact import ExactNetwork
 from .layers import GDN, SFT, ForwardOutput, QualityPyramid, coding_layout, conv, deconv, to_pixels, to_unit
@@ -227,6 +228,7 @@ class QualityMapHyperprior(nn.Module):
         self.gaussian_conditional = GaussianConditional(None)
         self._exact_h_s: ExactNetwork | None = None
         self._exact_context: dict[str, list[ExactNetwork]] = {}
+        self._rounding_tables: tuple | None = None
 
     # -- transforms -------------------------------------------------------------------------
     def analysis_transform(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -337,6 +339,7 @@ class QualityMapHyperprior(nn.Module):
         """Build the CDF tables the range coder uses; call once after loading weights."""
         self.entropy_bottleneck.update(force=True, update_quantiles=True)
         self.gaussian_conditional.update_scale_table(scale_table(), force=True)
+        self._rounding_tables = None
 
     def y_coding_tables(self) -> tuple[list, list, list]:
         """The Gaussian tables as the rANS coder takes them: CDFs, their lengths, their offsets."""
@@ -351,6 +354,16 @@ class QualityMapHyperprior(nn.Module):
         scales = self.gaussian_conditional.lower_bound_scale(scales)
         boundaries = torch.sqrt(table[:-1] * table[1:]).to(scales.dtype)
         return torch.bucketize(scales, boundaries, right=False).int()
+
+    def rd_symbols(self, residuals: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+        """The symbols the encoder writes for `residuals` (latents minus their means): rounded
+        for rate and distortion together with the coder's own tables (codec/rounding.py)."""
+        if self._rounding_tables is None:
+            gc = self.gaussian_conditional
+            self._rounding_tables = (gc._offset.reshape(-1).numpy(), gc._cdf_length.reshape(-1).numpy(),
+                                     code_lengths(gc._quantized_cdf.numpy()))
+        indexes = self.scale_indexes(scales).numpy()
+        return torch.from_numpy(rd_round(residuals.numpy(), indexes, *self._rounding_tables))
 
     @torch.inference_mode()
     def compress(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor, saliency: torch.Tensor | None = None,
@@ -385,12 +398,12 @@ class QualityMapHyperprior(nn.Module):
         decoded, all_scales, all_means = [], [], []
         for i, y_slice in enumerate(y.chunk(self.slices, 1)):
             scales, means = self.slice_parameters(hyper_scales, hyper_means, i, decoded, exact=True)
-            symbols = torch.round(y_slice - means)
+            symbols = self.rd_symbols(y_slice - means, scales)
             if self.spatial_context is not None:  # the anchors, then the others from them
                 anchors = anchor_mask(y_slice.shape[-2:])
                 encode(symbols[..., anchors], scales[..., anchors])
                 scales, means = self.spatial_parameters(scales, means, i, symbols * anchors, exact=True)
-                symbols = torch.round(y_slice - means)  # the anchors' means are unchanged
+                symbols = self.rd_symbols(y_slice - means, scales)  # the anchors' scales and means are unchanged
                 encode(symbols[..., ~anchors], scales[..., ~anchors])
             else:
                 encode(symbols, scales)

@@ -18,6 +18,7 @@ from ..codec import bitstream
 from ..codec.encoded import TILE_ABOVE_PIXELS, TILE_SIDE, Encoded, pad_to_stride, padded_size
 from ..codec.memory import return_large_blocks_to_the_system
 from ..codec.quality import q0_byte, quality_map, quality_to_q0
+from ..codec.rounding import code_lengths, rd_round
 from ..errors import SalcodecError
 from ..models import DECODERS, ENCODERS, SHARES_TRANSFORMS_OF, model_file, transform_file
 from ..models.tiling import tiled
@@ -91,7 +92,7 @@ class Tables:
         self.fenced = np.concatenate([[-np.inf], self.boundaries, [np.inf]]).astype(np.float32)
         self.eb = tuple(arrays[f"eb_{k}"] for k in ("cdf", "cdf_length", "offset"))
         self.gc = tuple(arrays[f"gc_{k}"] for k in ("cdf", "cdf_length", "offset"))
-        self.eb_bits, self.gc_bits = self.code_lengths(self.eb[0]), self.code_lengths(self.gc[0])
+        self.eb_bits, self.gc_bits = code_lengths(self.eb[0]), code_lengths(self.gc[0])
         self.eb_lists = tuple(a.tolist() for a in self.eb)
         self.gc_lists = tuple(a.tolist() for a in self.gc)
         self.h_s = ExactNetwork(arrays)
@@ -102,12 +103,6 @@ class Tables:
                                       if f"{kind}_0_layers" in arrays else [] for kind in ("context", "spatial"))
         (self.analysis_halo, self.hyper_analysis_tile, self.hyper_analysis_halo, self.synthesis_halo,
          self.h_s_tile, self.h_s_halo) = (int(v) for v in arrays["tiling"])
-
-    @staticmethod
-    def code_lengths(cdf: np.ndarray) -> np.ndarray:
-        """Bits of each symbol of each table, from the 16-bit CDFs (a table's padding gets 0)."""
-        p = np.diff(cdf, axis=1).astype(np.float64) / 65536
-        return -np.log2(np.where(p > 0, p, 1))
 
     def scales_and_means(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """h_s, in tiles of hyper-latents on big images (its float64 unfolding would take about 1 GB
@@ -238,7 +233,7 @@ def symbol_array(symbols: list[int]) -> np.ndarray:
 
 def _table_bits(symbols: np.ndarray, indexes: np.ndarray, tables: tuple[np.ndarray, ...], lengths: np.ndarray) -> float:
     """The code length of `symbols` under the quantized tables whose per-symbol code lengths are
-    `lengths` (Tables.code_lengths); values past a table's ends are counted as its escape symbol
+    `lengths` (rounding.code_lengths); values past a table's ends are counted as its escape symbol
     (their few bypass bits are left out)."""
     _, length, offset = tables
     value = np.clip(symbols - offset[indexes], 0, length[indexes] - 2)
@@ -278,14 +273,16 @@ def encode(image: np.ndarray, quality: float, saliency: np.ndarray | None, stren
         y_indexes, y_symbols = tables.scale_indexes(scales).reshape(-1), symbols.astype(np.int32).reshape(-1)
         y_coder.encode_with_indexes(y_symbols.tolist(), y_indexes.tolist(), *tables.gc_lists)
         return _table_bits(y_symbols, y_indexes, tables.gc, tables.gc_bits)
+    def rd_symbols(residuals: np.ndarray, scales: np.ndarray) -> np.ndarray:  # as QualityMapHyperprior.rd_symbols
+        return rd_round(residuals, tables.scale_indexes(scales), tables.gc[2], tables.gc[1], tables.gc_bits)
     for i, y_slice in enumerate(np.split(y, tables.slices)):
         scales, means = tables.slice_parameters(hyper_scales, hyper_means, i, decoded)
-        y_symbols = np.round(y_slice - means)
+        y_symbols = rd_symbols(y_slice - means, scales)
         if tables.spatial:  # the anchors, then the others from them
             anchors = anchor_mask(y_slice.shape[-2:])
             est_bits += encode_symbols(y_symbols[:, anchors], scales[:, anchors])
             scales, means = tables.spatial_parameters(scales, means, i, y_symbols * anchors)
-            y_symbols = np.round(y_slice - means)  # the anchors' means are unchanged
+            y_symbols = rd_symbols(y_slice - means, scales)  # the anchors' scales and means are unchanged
             est_bits += encode_symbols(y_symbols[:, ~anchors], scales[:, ~anchors])
         else:
             est_bits += encode_symbols(y_symbols, scales)
