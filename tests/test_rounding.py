@@ -24,9 +24,9 @@ def test_a_step_toward_zero_is_taken_exactly_when_it_costs_less():
     indexes = np.zeros(len(residuals), np.int64)
     # at multiplier 40: 0.55 → 0 saves 5 bits for 0.1 more squared error (4): taken; 0.6 → 0 costs
     # 0.2 (8): not; 1.55 → 1 saves 3 bits for 0.1 (4): not. At 20 the error costs half as much
-    got = rd_round(residuals, indexes, offsets, lengths, bits, rd_multiplier=40)
+    got = rd_round(residuals, indexes, offsets, lengths, bits, multiplier=40)
     np.testing.assert_array_equal(got, [0, 1, 0, 2, 2, 0])
-    np.testing.assert_array_equal(rd_round(residuals, indexes, offsets, lengths, bits, rd_multiplier=20),
+    np.testing.assert_array_equal(rd_round(residuals, indexes, offsets, lengths, bits, multiplier=20),
                                   [0, 0, 0, 1, 2, 0])
 
 
@@ -35,8 +35,8 @@ def test_multiplier_zero_is_nearest_rounding_and_choices_move_one_step_toward_ze
     residuals = rng.normal(0, 1.5, 10_000).astype(np.float32)
     indexes = np.zeros(residuals.shape, np.int64)
     nearest = np.round(residuals)
-    np.testing.assert_array_equal(rd_round(residuals, indexes, offsets, lengths, bits, rd_multiplier=0), nearest)
-    chosen = rd_round(residuals, indexes, offsets, lengths, bits, rd_multiplier=10)
+    np.testing.assert_array_equal(rd_round(residuals, indexes, offsets, lengths, bits, multiplier=0), nearest)
+    chosen = rd_round(residuals, indexes, offsets, lengths, bits, multiplier=10)
     moved = chosen != nearest
     assert 0 < moved.mean() < 0.5
     np.testing.assert_array_equal(chosen[moved], (nearest - np.sign(nearest))[moved])
@@ -44,10 +44,10 @@ def test_multiplier_zero_is_nearest_rounding_and_choices_move_one_step_toward_ze
 
 
 def test_the_multiplier_can_be_set_for_a_block_only():
-    assert rounding.multiplier() == rounding.RD_MULTIPLIER
+    assert rounding.current_multiplier() == rounding.RD_MULTIPLIER
     with rd_multiplier(0):
-        assert rounding.multiplier() == 0
-    assert rounding.multiplier() == rounding.RD_MULTIPLIER
+        assert rounding.current_multiplier() == 0
+    assert rounding.current_multiplier() == rounding.RD_MULTIPLIER
     with pytest.raises(ValueError):
         with rd_multiplier(-1):
             pass

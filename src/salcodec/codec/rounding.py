@@ -24,7 +24,7 @@ RD_MULTIPLIER = 40.0
 _multiplier = RD_MULTIPLIER
 
 
-def multiplier() -> float:
+def current_multiplier() -> float:
     """The multiplier encoders use now (0 turns RD rounding off: nearest rounding)."""
     return _multiplier
 
@@ -49,16 +49,16 @@ def code_lengths(cdfs: np.ndarray) -> np.ndarray:
 
 
 def rd_round(residuals: np.ndarray, indexes: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
-             bits: np.ndarray, rd_multiplier: float | None = None) -> np.ndarray:
+             bits: np.ndarray, multiplier: float | None = None) -> np.ndarray:
     """Integer symbols (as floats) for `residuals`, the latents minus their means.
 
     indexes: each latent's coding table; offsets and lengths: the tables' first symbol and CDF
     length (CompressAI's layout: the last two entries are the escape symbol and the end); bits:
-    `code_lengths` of the tables. A symbol moves one step toward zero from the nearest integer when
-    that lowers bits + multiplier · error²; symbols whose nearest integer is escape-coded stay as
-    they are.
+    `code_lengths` of the tables; multiplier: `current_multiplier()` unless given. A symbol moves
+    one step toward zero from the nearest integer when that lowers bits + multiplier · error²;
+    symbols whose nearest integer is escape-coded stay as they are.
     """
-    m = multiplier() if rd_multiplier is None else rd_multiplier
+    m = current_multiplier() if multiplier is None else multiplier
     nearest = np.round(residuals)
     if m == 0:
         return nearest
