@@ -273,6 +273,7 @@ def encode(image: np.ndarray, quality: float, saliency: np.ndarray | None, stren
         y_indexes, y_symbols = tables.scale_indexes(scales).reshape(-1), symbols.astype(np.int32).reshape(-1)
         y_coder.encode_with_indexes(y_symbols.tolist(), y_indexes.tolist(), *tables.gc_lists)
         return _table_bits(y_symbols, y_indexes, tables.gc, tables.gc_bits)
+
     def rd_symbols(residuals: np.ndarray, scales: np.ndarray) -> np.ndarray:  # as QualityMapHyperprior.rd_symbols
         return rd_round(residuals, tables.scale_indexes(scales), tables.gc[2], tables.gc[1], tables.gc_bits)
     for i, y_slice in enumerate(np.split(y, tables.slices)):
