@@ -6,7 +6,8 @@
 
 Every image is coded at every quality with each multiplier (0 is nearest rounding) and decoded by
 the model's own decoder; rate is the real file size. Printed per multiplier: the BD-rate (PSNR)
-against nearest rounding per image, averaged, and the mean change of bpp and PSNR at each quality.
+against nearest rounding per image, averaged, the mean change of bpp and PSNR at each quality,
+and the median time of one compress (the rounding's cost: compare with multiplier 0).
 The shipped multiplier was chosen on BSDS500 training photos (the default `--data`); run it on
 `../shared/data/kodak` or `../shared/data/train/bsds500/test` to see it hold on photos it was not
 chosen on.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +29,14 @@ from salcodec.eval.metrics import bd_rate, psnr
 from salcodec.models import DEFAULT_MODEL
 
 
-def curve(image: np.ndarray, qualities: list[float], model: str, engine: str) -> list[tuple[float, float]]:
-    """(real bpp, PSNR) at each quality."""
+def curve(image: np.ndarray, qualities: list[float], model: str, engine: str,
+          seconds: list[float]) -> list[tuple[float, float]]:
+    """(real bpp, PSNR) at each quality; each compress's wall time is appended to `seconds`."""
     points = []
     for quality in qualities:
+        start = time.perf_counter()
         data = api.compress(image, quality, saliency="none", model=model, engine=engine)
+        seconds.append(time.perf_counter() - start)
         points.append((8 * len(data) / (image.shape[0] * image.shape[1]), psnr(image, api.decompress(data, engine=engine))))
     return points
 
@@ -47,14 +53,18 @@ def main() -> None:
     args = ap.parse_args()
     files = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() in (".png", ".jpg"))[: args.images]
     images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    api.compress(images[0], 50, saliency="none", model=args.model, engine=args.engine)  # loading, outside the timing
     curves: dict[float, list] = {}
+    seconds: dict[float, list[float]] = {}
     for m in args.multipliers:
+        seconds[m] = []
         with rd_multiplier(m):
-            curves[m] = [curve(image, args.qualities, args.model, args.engine) for image in images]
+            curves[m] = [curve(image, args.qualities, args.model, args.engine, seconds[m]) for image in images]
     base = curves[0.0] if 0.0 in curves else curves[args.multipliers[0]]
     print(f"# {args.model}, {len(images)} images of {args.data}, qualities {args.qualities}, engine {args.engine}")
-    print("| multiplier | BD-rate vs nearest | " + " | ".join(f"q{q:g}: Δbpp, ΔPSNR" for q in args.qualities) + " |")
-    print("|---|---|" + "---|" * len(args.qualities))
+    print("| multiplier | BD-rate vs nearest | " + " | ".join(f"q{q:g}: Δbpp, ΔPSNR" for q in args.qualities)
+          + " | compress (s, median) |")
+    print("|---|---|" + "---|" * len(args.qualities) + "---|")
     for m, rd in curves.items():
         bds = [bd_rate(*zip(*b), *zip(*c)) for b, c in zip(base, rd)]
         cells = []
@@ -62,7 +72,8 @@ def main() -> None:
             dbpp = np.mean([c[j][0] / b[j][0] - 1 for b, c in zip(base, rd)]) * 100
             dpsnr = np.mean([c[j][1] - b[j][1] for b, c in zip(base, rd)])
             cells.append(f"{dbpp:+.1f} %, {dpsnr:+.2f} dB")
-        print(f"| {m:g} | {np.mean(bds):+.2f} % (images {min(bds):+.2f} to {max(bds):+.2f}) | " + " | ".join(cells) + " |")
+        print(f"| {m:g} | {np.mean(bds):+.2f} % (images {min(bds):+.2f} to {max(bds):+.2f}) | " + " | ".join(cells)
+              + f" | {statistics.median(seconds[m]):.3f} |")
     if args.json:
         args.json.write_text(json.dumps({"files": [f.name for f in files], "qualities": args.qualities,
                                          "curves": {str(m): c for m, c in curves.items()}}, indent=1))

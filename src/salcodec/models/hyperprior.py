@@ -355,15 +355,15 @@ class QualityMapHyperprior(nn.Module):
         boundaries = torch.sqrt(table[:-1] * table[1:]).to(scales.dtype)
         return torch.bucketize(scales, boundaries, right=False).int()
 
-    def rd_symbols(self, residuals: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-        """The symbols the encoder writes for `residuals` (latents minus their means): rounded
-        for rate and distortion together with the coder's own tables (codec/rounding.py)."""
+    def rd_symbols(self, residuals: torch.Tensor, indexes: torch.Tensor) -> torch.Tensor:
+        """The symbols the encoder writes for `residuals` (latents minus their means) coded with the
+        tables `indexes` (scale_indexes): rounded for rate and distortion together with the coder's
+        own tables (codec/rounding.py)."""
         if self._rounding_tables is None:
             gc = self.gaussian_conditional
             self._rounding_tables = (gc._offset.reshape(-1).numpy(), gc._cdf_length.reshape(-1).numpy(),
                                      code_lengths(gc._quantized_cdf.numpy()))
-        indexes = self.scale_indexes(scales).numpy()
-        return torch.from_numpy(rd_round(residuals.numpy(), indexes, *self._rounding_tables))
+        return torch.from_numpy(rd_round(residuals.numpy(), indexes.numpy(), *self._rounding_tables))
 
     @torch.inference_mode()
     def compress(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor, saliency: torch.Tensor | None = None,
@@ -392,21 +392,23 @@ class QualityMapHyperprior(nn.Module):
         hyper_scales, hyper_means = self.hyper_synthesis(z_hat)
         coder, tables = BufferedRansEncoder(), self.y_coding_tables()
 
-        def encode(symbols: torch.Tensor, scales: torch.Tensor) -> None:
-            coder.encode_with_indexes(symbols.int().reshape(-1).tolist(), self.scale_indexes(scales).reshape(-1).tolist(),
-                                      *tables)
+        def encode(symbols: torch.Tensor, indexes: torch.Tensor) -> None:
+            coder.encode_with_indexes(symbols.int().reshape(-1).tolist(), indexes.reshape(-1).tolist(), *tables)
         decoded, all_scales, all_means = [], [], []
         for i, y_slice in enumerate(y.chunk(self.slices, 1)):
             scales, means = self.slice_parameters(hyper_scales, hyper_means, i, decoded, exact=True)
-            symbols = self.rd_symbols(y_slice - means, scales)
+            indexes = self.scale_indexes(scales)
+            symbols = self.rd_symbols(y_slice - means, indexes)
             if self.spatial_context is not None:  # the anchors, then the others from them
                 anchors = anchor_mask(y_slice.shape[-2:])
-                encode(symbols[..., anchors], scales[..., anchors])
+                encode(symbols[..., anchors], indexes[..., anchors])
                 scales, means = self.spatial_parameters(scales, means, i, symbols * anchors, exact=True)
-                symbols = self.rd_symbols(y_slice - means, scales)  # the anchors' scales and means are unchanged
-                encode(symbols[..., ~anchors], scales[..., ~anchors])
+                others = ~anchors  # the anchors' scales and means are unchanged
+                indexes = self.scale_indexes(scales[..., others])
+                symbols[..., others] = self.rd_symbols(y_slice[..., others] - means[..., others], indexes)
+                encode(symbols[..., others], indexes)
             else:
-                encode(symbols, scales)
+                encode(symbols, indexes)
             decoded.append(symbols + means)
             all_scales.append(scales)
             all_means.append(means)

@@ -269,24 +269,27 @@ def encode(image: np.ndarray, quality: float, saliency: np.ndarray | None, stren
     est_bits = _table_bits(z_symbols, z_indexes, tables.eb, tables.eb_bits)
     y_coder, decoded = slices_encoder_cls(), []
 
-    def encode_symbols(symbols: np.ndarray, scales: np.ndarray) -> float:
-        y_indexes, y_symbols = tables.scale_indexes(scales).reshape(-1), symbols.astype(np.int32).reshape(-1)
+    def encode_symbols(symbols: np.ndarray, indexes: np.ndarray) -> float:
+        y_indexes, y_symbols = indexes.reshape(-1), symbols.astype(np.int32).reshape(-1)
         y_coder.encode_with_indexes(y_symbols.tolist(), y_indexes.tolist(), *tables.gc_lists)
         return _table_bits(y_symbols, y_indexes, tables.gc, tables.gc_bits)
 
-    def rd_symbols(residuals: np.ndarray, scales: np.ndarray) -> np.ndarray:  # as QualityMapHyperprior.rd_symbols
-        return rd_round(residuals, tables.scale_indexes(scales), tables.gc[2], tables.gc[1], tables.gc_bits)
+    def rd_symbols(residuals: np.ndarray, indexes: np.ndarray) -> np.ndarray:  # as QualityMapHyperprior.rd_symbols
+        return rd_round(residuals, indexes, tables.gc[2], tables.gc[1], tables.gc_bits)
     for i, y_slice in enumerate(np.split(y, tables.slices)):
         scales, means = tables.slice_parameters(hyper_scales, hyper_means, i, decoded)
-        y_symbols = rd_symbols(y_slice - means, scales)
+        indexes = tables.scale_indexes(scales)
+        y_symbols = rd_symbols(y_slice - means, indexes)
         if tables.spatial:  # the anchors, then the others from them
             anchors = anchor_mask(y_slice.shape[-2:])
-            est_bits += encode_symbols(y_symbols[:, anchors], scales[:, anchors])
+            est_bits += encode_symbols(y_symbols[:, anchors], indexes[:, anchors])
             scales, means = tables.spatial_parameters(scales, means, i, y_symbols * anchors)
-            y_symbols = rd_symbols(y_slice - means, scales)  # the anchors' scales and means are unchanged
-            est_bits += encode_symbols(y_symbols[:, ~anchors], scales[:, ~anchors])
+            others = ~anchors  # the anchors' scales and means are unchanged
+            indexes = tables.scale_indexes(scales[:, others])
+            y_symbols[:, others] = rd_symbols(y_slice[:, others] - means[:, others], indexes)
+            est_bits += encode_symbols(y_symbols[:, others], indexes)
         else:
-            est_bits += encode_symbols(y_symbols, scales)
+            est_bits += encode_symbols(y_symbols, indexes)
         decoded.append(y_symbols + means)
     y_string = y_coder.flush()
     flags = bitstream.FLAG_SPATIAL_QUALITY if saliency is not None and strength != 0 else 0
