@@ -80,6 +80,19 @@ def test_model_specs_carry_their_own_saliency_strength():
         parse_entries(["default-v4:human:strong"], [], "none")
 
 
+def test_the_anchor_is_checked_before_anything_is_coded():
+    from salcodec.errors import SalcodecError
+    from salcodec.eval.run import parse_entries, resolve_anchor
+    entries = parse_entries(["default-v4-cb", "default-v4-cb@fast", "default-v4:none", "default-v4:human"], ["webp"], "none")
+    assert resolve_anchor(entries, None) == "webp"
+    assert resolve_anchor(entries, "default-v4-cb") == "default-v4-cb:none"  # the one curve of that spec
+    assert resolve_anchor(entries, "default-v4-cb@fast:none") == "default-v4-cb@fast:none"
+    with pytest.raises(SalcodecError, match="say which one"):
+        resolve_anchor(entries, "default-v4")  # two curves
+    with pytest.raises(SalcodecError, match="not one of the curves"):
+        resolve_anchor(entries, "jpeg")
+
+
 def test_curves_that_do_not_overlap_have_no_bd_rate():
     """An undefined BD-rate is null in the JSON and n/a in the tables, not NaN (invalid JSON)."""
     import json

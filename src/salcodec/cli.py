@@ -198,7 +198,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     import shlex
 
     from .eval import realism, report
-    from .eval.run import DEFAULT_QUALITIES, evaluate, format_summary, parse_entries, summarise, write_csv
+    from .eval.run import DEFAULT_QUALITIES, evaluate, format_summary, parse_entries, resolve_anchor, summarise, write_csv
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     models = [m for m in args.models.split(",") if m] if args.models else []
@@ -206,11 +206,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
     entries = parse_entries(models, codecs, args.saliency)
     if not entries:
         raise SalcodecError("nothing to evaluate: give --models and/or --codecs")
+    anchor = resolve_anchor(entries, args.anchor)  # before minutes of coding, not after
     weights = realism.find_weights(args.inception_weights)
     collector = realism.RealismCollector(weights) if weights else None
     rows, decoded = evaluate(Path(args.data), entries, args.reference, args.strength, args.qualities or DEFAULT_QUALITIES,
                              args.split, args.images, args.crops, collector)
-    anchor = args.anchor or entries[-1].label
     summary = summarise(rows, anchor)
     summary["realism"] = collector.summary() if collector else {"unavailable": realism.unavailable_reason()}
     command = "salcodec " + " ".join(shlex.quote(a) for a in args.argv)
@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default="auto", help="map defining ROI and weighted metrics: human or a predictor (auto)")
     p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="saliency strength for salcodec curves")
     p.add_argument("--qualities", type=float, nargs="+", help="salcodec quality settings (default 0 15 ... 100)")
-    p.add_argument("--anchor", help="curve label the BD-rates are measured against (default: the last one)")
+    p.add_argument("--anchor", help="curve the BD-rates are measured against: a label, or a model spec naming one curve (default: the last one)")
     p.add_argument("--split", default="all", choices=["all", "val", "train"], help="ids from splits.json of a saliency set")
     p.add_argument("--images", type=int, help="use only the first N images")
     p.add_argument("--crops", type=int, default=3, help="images shown as crops in the HTML report")

@@ -92,6 +92,22 @@ def parse_entries(models: list[str], codecs: list[str], default_saliency: str) -
     return entries
 
 
+def resolve_anchor(entries: list[Entry], anchor: str | None) -> str:
+    """The label of the curve BD-rates are measured against, checked before any image is coded:
+    the last curve by default; a label, or a model spec without its `:SALIENCY` part when that
+    names one curve alone (`default-v4-cb` for `default-v4-cb:none`)."""
+    labels = [e.label for e in entries]
+    if anchor is None:
+        return labels[-1]
+    if anchor in labels:
+        return anchor
+    matches = [label for label in labels if label.partition(":")[0] == anchor]
+    if len(matches) == 1:
+        return matches[0]
+    raise SalcodecError(f"anchor '{anchor}' is not one of the curves ({', '.join(labels)})"
+                        + (": say which one" if matches else ""))
+
+
 def list_images(data: Path, split: str) -> list[Path]:
     folder = data / "images" if (data / "images").is_dir() else data
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
