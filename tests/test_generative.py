@@ -2,6 +2,7 @@
 and a decoder is never paired with weights it was not trained for."""
 from __future__ import annotations
 
+import copy
 import csv
 import os
 
@@ -12,11 +13,13 @@ import yaml
 from PIL import Image, ImageFilter
 
 from salcodec.codec import codec
+from salcodec.codec.rounding import rd_multiplier
 from salcodec.errors import SalcodecError
 from salcodec.eval.metrics import high_frequency_detail, high_frequency_ratio, region_high_frequency_ratio
+from salcodec.models.hyperprior import to_pixels
 from salcodec.models.registry import MODEL_PATH_ENV, build_model, export_weights, load_model
 from salcodec.models.transforms import export_decoder, synthesis_state
-from salcodec.train.gan import gan_step, generator_and_discriminator, quantized_latents
+from salcodec.train.gan import coded_latents, gan_step, generator_and_discriminator, latent_function, quantized_latents
 from salcodec.train.losses import generation_weight, high_frequency_energy, periodic_error_power, texture_energy_mismatch
 from tests.conftest import DATA, KODAK, TINY
 
@@ -52,6 +55,35 @@ def test_gan_steps_train_the_decoder_and_discriminator_only(rng, generation_floo
     assert moved and moved <= set(synthesis_state(generator))  # encoder and entropy model stay frozen
     assert changed(d_before, snapshot(discriminator))
     assert not changed(base_before, snapshot(base))  # the shipped model itself is untouched
+
+
+def test_coded_latents_are_what_a_file_holds(kodak_crop):
+    """A decoder trained on `coded_by` latents learns from ŷ as files hold it: RD-rounded, unlike
+    the rounding of `quantized_latents`, and decoding to the codec's own pixels."""
+    base = copy.deepcopy(load_model(TINY)[0])
+    with torch.no_grad():
+        base.g_a[3].weight.mul_(40)  # louder latents than the tiny model's, so that there are symbols to move
+    x = torch.from_numpy(np.ascontiguousarray(kodak_crop[:64, :128])).permute(2, 0, 1)[None].float().div(255)
+    x = torch.cat([x, x.flip(-1)])
+    q0 = torch.tensor([0.2, 0.7])
+    q = q0.view(-1, 1, 1, 1).expand(-1, 1, 64, 128).contiguous()
+    y_hat = coded_latents(base, x, q, q0)
+    for i in range(2):
+        streams, _ = base.compress(x[i:i + 1], q[i:i + 1], q0[i:i + 1])
+        with torch.no_grad():
+            mine = to_pixels(base.synthesis(y_hat[i:i + 1], q0[i:i + 1]))
+        assert torch.equal(mine, base.decompress(streams, (64, 128), q0[i:i + 1]))
+    with rd_multiplier(0):
+        nearest = coded_latents(base, x, q, q0)
+    same = (nearest - quantized_latents(base, x, q, q0)).abs() < 0.01  # up to the exact h_s's means
+    assert same.float().mean() > 0.99
+    assert (y_hat != nearest).any()  # RD rounding moved some symbols toward their means
+
+
+def test_coded_by_must_share_the_decoders_transforms():
+    cfg = {"model": {"base": "default-v4"}, "train": {"coded_by": TINY}}
+    with pytest.raises(SalcodecError, match="does not share"):
+        latent_function(cfg, load_model(TINY)[0])
 
 
 def test_distortion_weight_grows_with_the_coded_quality(rng):

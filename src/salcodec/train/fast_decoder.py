@@ -18,7 +18,7 @@ import torch
 
 from ..models.hyperprior import SynthesisTransform
 from ..models.transforms import export_decoder
-from .gan import frozen_base, latent_cache, monitor_for, quantized_latents, run_monitored_training
+from .gan import frozen_base, latent_cache, latent_function, monitor_for, run_monitored_training
 from .narrowing import copy_narrowed_layers
 
 
@@ -58,8 +58,10 @@ def train_fast_decoder(cfg: dict, max_steps: int | None = None) -> Path:
 
     monitor_q0 = torch.tensor([float(tcfg.get("monitor_q0", 0.5))])
 
+    coded = latent_function(cfg, base)
+
     def latents(x: torch.Tensor) -> torch.Tensor:
-        return quantized_latents(base, x, torch.full_like(x[:, :1], float(monitor_q0)), monitor_q0)
+        return coded(x, torch.full_like(x[:, :1], float(monitor_q0)), monitor_q0.expand(x.shape[0]))
 
     def reconstruct(x: torch.Tensor) -> torch.Tensor:
         return synthesis(latents(x).to(device), monitor_q0.to(device)).cpu()

@@ -35,6 +35,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,7 @@ from ..codec.image_io import IMAGE_SUFFIXES
 from ..codec.quality import LAMBDA_MIN, lambda_map
 from ..errors import SalcodecError
 from ..eval.metrics import high_frequency_ratio, psnr
+from ..models import SHARES_TRANSFORMS_OF
 from ..models.generative import ConditionalPatchDiscriminator
 from ..models.registry import load_model
 from ..models.transforms import export_decoder, synthesis_state
@@ -72,10 +74,32 @@ def quantized_latents(model: torch.nn.Module, x: torch.Tensor, quality_map: torc
     return torch.round(y - means) + means
 
 
-def build_cache(model: torch.nn.Module, sampler, count: int, q0_range: tuple[float, float], seed: int,
+@torch.no_grad()
+def coded_latents(model: torch.nn.Module, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
+    """ŷ exactly as a file of `model` holds it: coded (its contexts, RD rounding) and entropy-decoded,
+    crop by crop. A model with contexts, or an encoder that rounds for rate, writes other latents
+    than `quantized_latents` gives, and its second decoders should learn from those."""
+    latents = [model.decode_latents(model.compress(x[i:i + 1], quality_map[i:i + 1], q0[i:i + 1])[0], tuple(x.shape[-2:]))
+               for i in range(x.shape[0])]
+    return torch.cat(latents).clone()  # a normal tensor (the coder's are inference tensors)
+
+
+def latent_function(cfg: dict, base: torch.nn.Module) -> Callable[..., torch.Tensor]:
+    """How a run turns crops into the latents its decoder learns from: as `train.coded_by` (a model
+    sharing the base's transforms, e.g. default-v4-cb) codes them, or else the base's rounded latents."""
+    coded_by = cfg["train"].get("coded_by")
+    if coded_by is None:
+        return partial(quantized_latents, base)
+    if SHARES_TRANSFORMS_OF.get(coded_by, coded_by) != cfg["model"]["base"]:
+        raise SalcodecError(f"train.coded_by '{coded_by}' does not share the transforms of '{cfg['model']['base']}'")
+    return partial(coded_latents, load_model(coded_by)[0])
+
+
+def build_cache(latents: Callable[..., torch.Tensor], sampler, count: int, q0_range: tuple[float, float], seed: int,
                 batch: int = 16) -> LatentCache:
     """`count` random crops, each coded at a random q0 in `q0_range` with a random quality map
-    shifted so that its maximum is q0 (files made with saliency are decoded too)."""
+    shifted so that its maximum is q0 (files made with saliency are decoded too); `latents(x, q, q0)`
+    gives what the decoder sees."""
     gen = torch.Generator().manual_seed(seed)
     parts: list[tuple[torch.Tensor, ...]] = []
     for start in tqdm(range(0, count, batch), desc="latent cache", leave=False):
@@ -83,7 +107,7 @@ def build_cache(model: torch.nn.Module, sampler, count: int, q0_range: tuple[flo
         q0 = q0_range[0] + (q0_range[1] - q0_range[0]) * torch.rand(x.shape[0], generator=gen)
         q0 = torch.round(q0 * 255) / 255  # what a file header can carry
         q = (q - q.flatten(1).amax(1).view(-1, 1, 1, 1) + q0.view(-1, 1, 1, 1)).clamp(0, 1)
-        y_hat = quantized_latents(model, x, q, q0)
+        y_hat = latents(x, q, q0)
         parts.append((torch.round(x * 255).to(torch.uint8), torch.round(s * 255).to(torch.uint8), y_hat, q0))
     images, saliency, latents, q0s = (torch.cat(p) for p in zip(*parts))
     return LatentCache(images, saliency, latents, q0s)
@@ -97,7 +121,8 @@ def latent_cache(cfg: dict, base: torch.nn.Module) -> LatentCache:
     path = Path(cfg["out_dir"]) / "latent_cache.pt"
     if path.is_file():
         return LatentCache(**torch.load(path, weights_only=True))
-    cache = build_cache(base, build_sampler(cfg, tcfg["seed"]), tcfg["cache_crops"], tuple(tcfg["q0_range"]), tcfg["seed"])
+    cache = build_cache(latent_function(cfg, base), build_sampler(cfg, tcfg["seed"]), tcfg["cache_crops"],
+                        tuple(tcfg["q0_range"]), tcfg["seed"])
     torch.save(vars(cache), path)
     return cache
 
@@ -398,8 +423,10 @@ def train_gan_decoder(cfg: dict, max_steps: int | None = None) -> Path:
 
     monitor_q0 = torch.tensor([float(tcfg.get("monitor_q0", 0.0))])
 
+    latents = latent_function(cfg, base)
+
     def reconstruct(x: torch.Tensor) -> torch.Tensor:
-        y_hat = quantized_latents(base, x, torch.full_like(x[:, :1], float(monitor_q0)), monitor_q0)
+        y_hat = latents(x, torch.full_like(x[:, :1], float(monitor_q0)), monitor_q0.expand(x.shape[0]))
         return generator.synthesis(y_hat.to(device), monitor_q0.to(device)).cpu()
 
     monitor = monitor_for(cfg)
