@@ -95,10 +95,10 @@ def latent_function(cfg: dict, base: torch.nn.Module) -> Callable[..., torch.Ten
     return partial(coded_latents, load_model(coded_by)[0])
 
 
-def build_cache(latents: Callable[..., torch.Tensor], sampler, count: int, q0_range: tuple[float, float], seed: int,
+def build_cache(latents_of: Callable[..., torch.Tensor], sampler, count: int, q0_range: tuple[float, float], seed: int,
                 batch: int = 16) -> LatentCache:
     """`count` random crops, each coded at a random q0 in `q0_range` with a random quality map
-    shifted so that its maximum is q0 (files made with saliency are decoded too); `latents(x, q, q0)`
+    shifted so that its maximum is q0 (files made with saliency are decoded too); `latents_of(x, q, q0)`
     gives what the decoder sees."""
     gen = torch.Generator().manual_seed(seed)
     parts: list[tuple[torch.Tensor, ...]] = []
@@ -107,7 +107,7 @@ def build_cache(latents: Callable[..., torch.Tensor], sampler, count: int, q0_ra
         q0 = q0_range[0] + (q0_range[1] - q0_range[0]) * torch.rand(x.shape[0], generator=gen)
         q0 = torch.round(q0 * 255) / 255  # what a file header can carry
         q = (q - q.flatten(1).amax(1).view(-1, 1, 1, 1) + q0.view(-1, 1, 1, 1)).clamp(0, 1)
-        y_hat = latents(x, q, q0)
+        y_hat = latents_of(x, q, q0)
         parts.append((torch.round(x * 255).to(torch.uint8), torch.round(s * 255).to(torch.uint8), y_hat, q0))
     images, saliency, latents, q0s = (torch.cat(p) for p in zip(*parts))
     return LatentCache(images, saliency, latents, q0s)
