@@ -2,6 +2,7 @@
 
     python benchmarks/kodak_rd.py --bd-anchor jpeg --bd-anchor webp
     python benchmarks/kodak_rd.py --from-json docs/results/kodak-rd-default-v4-cb.json   # reprint a saved run
+    python benchmarks/kodak_rd.py --try-flips --bd-anchor webp   # the encoder's flip search (onnx engine)
 
 Every salcodec point is a real .sgc file (uniform quality map: --saliency none). Prints the
 mean real bpp and PSNR-RGB per setting, PSNR interpolated at 0.25/0.5/1.0 bpp (per image, in
@@ -23,6 +24,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from salcodec import runtime
 from salcodec.codec import codec
 from salcodec.codec.bitstream import unpack
 from salcodec.eval import baselines
@@ -38,13 +40,19 @@ def load_images(folder: Path, limit: int | None) -> list[tuple[str, np.ndarray]]
     return [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in paths]
 
 
-def salcodec_curves(images, model: str, qualities: list[float]) -> dict:
+def salcodec_curves(images, model: str, qualities: list[float], try_flips: bool = False) -> dict:
+    """The model's curve per image (torch engine; with `try_flips`, the onnx engine and the
+    encoder's flip search, four encodes and decodes per point)."""
     per_image = {name: {"bpp": [], "est_bpp": [], "psnr": []} for name, _ in images}
     gaps = []  # (coded stream bits − estimate) / estimate, per image and setting
     for name, img in tqdm(images, desc=f"salcodec {model}", file=sys.stderr):
         for q in qualities:
-            enc = codec.encode(img, q, None, 0.0, model)
-            rec = codec.decode(enc.data)
+            if try_flips:
+                enc = runtime.encode(img, q, None, 0.0, model, "default", "onnx", try_flips=True)
+                rec = runtime.decode(enc.data, engine="onnx")
+            else:
+                enc = codec.encode(img, q, None, 0.0, model)
+                rec = codec.decode(enc.data)
             per_image[name]["bpp"].append(enc.bpp)
             per_image[name]["est_bpp"].append(enc.estimated_bpp)
             per_image[name]["psnr"].append(psnr(img, rec))
@@ -96,6 +104,7 @@ def main() -> None:
     ap.add_argument("--bd-anchor", action="append", choices=sorted(baselines.CODECS), default=None,
                     help="anchor codec(s) for BD-rate, encoded in this run (repeatable; default jpeg)")
     ap.add_argument("--images", type=int, help="use only the first N images (quick checks)")
+    ap.add_argument("--try-flips", action="store_true", help="code with `salcodec compress --try-flips` (onnx engine)")
     ap.add_argument("--json-out", help="write all per-image numbers here")
     ap.add_argument("--from-json", help="print the tables of an earlier run's --json-out file instead of coding anything")
     args = ap.parse_args()
@@ -114,10 +123,10 @@ def main() -> None:
     images = load_images(Path(args.data), args.images)
 
     start = time.time()
-    results = {"salcodec": salcodec_curves(images, args.model, args.qualities)}
+    results = {"salcodec": salcodec_curves(images, args.model, args.qualities, args.try_flips)}
     for name in anchors:
         results[name] = anchor_curves(images, name)
-    print(f"# {len(images)} images from {args.data}; model {args.model}; saliency none; "
+    print(f"# {len(images)} images from {args.data}; model {args.model}{' with --try-flips' if args.try_flips else ''}; saliency none; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {time.time() - start:.0f} s")
     summary = report(results, args.qualities, anchors)
     if args.json_out:

@@ -69,7 +69,7 @@ def _compress_one(src: str, dst: str, args: argparse.Namespace) -> list[tuple[st
         except Exception as exc:  # Pillow raises many types for bad data
             raise SalcodecError(f"stdin: cannot read image ({exc})") from None
     enc = api.compress_image(image, args.quality, args.saliency, args.strength, args.bpp, args.model, notes,
-                             encoder=args.encoder, engine=args.engine)
+                             encoder=args.encoder, engine=args.engine, try_flips=args.try_flips)
     _write_output(dst, enc.data, args.force, args.inputs)
     to_stderr = dst == "-"
     return [(f"note: {src}: {note}", to_stderr) for note in notes] + [
@@ -258,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", choices=["default", "fast"], default="default",
                    help="default: the model's encoder; fast: a narrower encoder for the same decoders, "
                         "faster and slightly larger files at equal quality")
+    p.add_argument("--try-flips", action="store_true",
+                   help="also code the image flipped and keep the cheapest file (about 1.4%% smaller at equal quality, 4x slower)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--workers", type=int, default=1, help="compress several inputs in N processes (default 1)")
     _add_engine(p)

@@ -9,7 +9,8 @@ Layout (all integers big-endian; full description in docs/bitstream.md):
     height      4
     width       4
     q0          1  quality byte, round(255 · max q); the spatial map is never sent
-    flags       1  bit 0: the encoder was given a saliency map (informational)
+    flags       1  bit 0: the encoder was given a saliency map (informational);
+                   bits 1 and 2: the image was coded flipped top-bottom / left-right (decoders flip back)
     tile        2  tile side in pixels of the tiled transforms (0: untiled); a multiple of 64 in 256-8192
     streams     2  number of entropy-coded streams
     lengths     4 × streams
@@ -30,6 +31,9 @@ from ..errors import SalcodecError
 MAGIC = b"\x89SGC"
 FORMAT_VERSION = 1
 FLAG_SPATIAL_QUALITY = 1
+FLAG_FLIP_ROWS = 2  # coded upside down (codec/orientation.py)
+FLAG_FLIP_COLUMNS = 4  # coded mirrored
+KNOWN_FLAGS = FLAG_SPATIAL_QUALITY | FLAG_FLIP_ROWS | FLAG_FLIP_COLUMNS
 MAX_MODEL_ID = 64
 
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -102,7 +106,7 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_stream_bytes: 
         raise SalcodecError("corrupt header (zero image size)")
     if height * width > max_pixels:
         raise SalcodecError(f"image size {width}x{height} exceeds the limit of {max_pixels} pixels")
-    if flags & ~FLAG_SPATIAL_QUALITY:
+    if flags & ~KNOWN_FLAGS:
         raise SalcodecError("corrupt header (unknown flags)")
     if tile and (tile % TILE_MULTIPLE or not MIN_TILE <= tile <= MAX_TILE):
         raise SalcodecError(f"corrupt header (tile side {tile})")

@@ -10,6 +10,7 @@ from ..models.transforms import DECODERS, ENCODERS, load_decoder, load_encoder
 from . import bitstream
 from .encoded import TILE_ABOVE_PIXELS, TILE_SIDE, Encoded, pad_to_stride, padded_size, search_bpp
 from .memory import return_large_blocks_to_the_system
+from .orientation import flip
 from .quality import q0_byte, quality_map, quality_to_q0
 
 
@@ -84,7 +85,7 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder:
                                  **second_decoder)
     except (RuntimeError, ValueError) as exc:
         raise SalcodecError(f"corrupt file (entropy decoding failed: {exc})") from None
-    return x_hat[0, :, : head.height, : head.width].permute(1, 2, 0).contiguous().numpy()
+    return flip(x_hat[0, :, : head.height, : head.width].permute(1, 2, 0).contiguous().numpy(), head.flags)
 
 
 def encode_to_bpp(image: np.ndarray, target_bpp: float, saliency: np.ndarray | None = None, strength: float = 0.0,

@@ -21,6 +21,8 @@ import numpy as np
 
 from ..codec import bitstream
 from ..codec.encoded import Encoded, search_bpp
+from ..codec.orientation import cheapest_orientation
+from ..codec.quality import lambda_map, quality_to_q0
 from ..errors import SalcodecError
 from . import bundle  # noqa: F401  (salcodec.runtime.bundle.CACHE_ENV and friends)
 
@@ -58,18 +60,26 @@ def _onnx_or_none(engine: str, call: Callable[[], T]) -> T | None:
 
 
 def encode(pixels: np.ndarray, quality: float, saliency: np.ndarray | None, strength: float, model: str,
-           encoder: str, engine: str = "auto") -> Encoded:
+           encoder: str, engine: str = "auto", try_flips: bool = False) -> Encoded:
+    """`try_flips`: also code the image flipped and keep the cheapest file (codec/orientation.py)."""
     from . import coder
-    encoded = _onnx_or_none(engine, lambda: coder.encode(pixels, quality, saliency, strength, model, encoder))
-    if encoded is None:
-        from ..codec import codec
-        encoded = codec.encode(pixels, quality, saliency, strength, model, encoder)
-    return encoded
+
+    def encode_as(image: np.ndarray, sal: np.ndarray | None) -> Encoded:
+        encoded = _onnx_or_none(engine, lambda: coder.encode(image, quality, sal, strength, model, encoder))
+        if encoded is None:
+            from ..codec import codec
+            encoded = codec.encode(image, quality, sal, strength, model, encoder)
+        return encoded
+    if not try_flips:
+        return encode_as(pixels, saliency)
+    lam = float(lambda_map(np.float64(quality_to_q0(quality))))
+    return cheapest_orientation(encode_as, lambda data: decode(data, engine=engine), pixels, saliency, lam)
 
 
 def encode_to_bpp(pixels: np.ndarray, target_bpp: float, saliency: np.ndarray | None, strength: float, model: str,
-                  encoder: str, engine: str = "auto") -> Encoded:
-    return search_bpp(lambda quality: encode(pixels, quality, saliency, strength, model, encoder, engine), target_bpp)
+                  encoder: str, engine: str = "auto", try_flips: bool = False) -> Encoded:
+    return search_bpp(lambda quality: encode(pixels, quality, saliency, strength, model, encoder, engine, try_flips),
+                      target_bpp)
 
 
 def decode(data: bytes, decoder: str = "mse", engine: str = "auto",

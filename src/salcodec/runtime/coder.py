@@ -17,6 +17,7 @@ import numpy as np
 from ..codec import bitstream
 from ..codec.encoded import TILE_ABOVE_PIXELS, TILE_SIDE, Encoded, pad_to_stride, padded_size
 from ..codec.memory import return_large_blocks_to_the_system
+from ..codec.orientation import flip
 from ..codec.quality import q0_byte, quality_map, quality_to_q0
 from ..codec.rounding import code_lengths, rd_round
 from ..errors import SalcodecError
@@ -348,7 +349,7 @@ def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder:
         (pixels,) = tiled(pixels_of, (y_hat[None],), head.tile // 16, tables.synthesis_halo // 16, 16)
     else:
         (pixels,) = pixels_of(y_hat[None])
-    return np.ascontiguousarray(pixels[0, :, : head.height, : head.width].transpose(1, 2, 0))
+    return flip(np.ascontiguousarray(pixels[0, :, : head.height, : head.width].transpose(1, 2, 0)), head.flags)
 
 
 def predict_saliency(image: np.ndarray) -> np.ndarray:
