@@ -9,7 +9,7 @@ from PIL import Image
 from salcodec import api, runtime
 from salcodec.cli import main
 from salcodec.codec import bitstream, codec
-from salcodec.codec.orientation import ORIENTATIONS, flagged, flip
+from salcodec.codec.orientation import ORIENTATIONS, flagged, flip, mean_squared_error
 from salcodec.codec.quality import lambda_map
 from salcodec.errors import SalcodecError
 from salcodec.eval.metrics import psnr
@@ -22,6 +22,9 @@ def test_each_flip_is_its_own_inverse(rng):
         image[0, 0].tolist(), image[0, -1].tolist(), image[-1, 0].tolist(), image[-1, -1].tolist()]
     for flags in ORIENTATIONS:
         assert np.array_equal(flip(flip(image, flags), flags), image)
+    other = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    exact = np.mean((image.astype(np.float64) - other) ** 2)
+    assert mean_squared_error(image, other, rows=2) == pytest.approx(exact)  # in bands of 2 rows, no uint8 wrap-around
 
 
 @pytest.mark.parametrize("engine", ["torch", "onnx"])

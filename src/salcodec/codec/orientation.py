@@ -36,15 +36,24 @@ def flagged(encoded: Encoded, flags: int) -> Encoded:
     return Encoded(bitstream.pack(container), encoded.height, encoded.width, encoded.estimated_bits)
 
 
+def mean_squared_error(a: np.ndarray, b: np.ndarray, rows: int = 256) -> float:
+    """MSE of two uint8 images in 8-bit units, a band of rows at a time (bounded memory on big photos)."""
+    total = 0
+    for top in range(0, a.shape[0], rows):
+        diff = a[top:top + rows].astype(np.int32) - b[top:top + rows]
+        total += int(np.sum(diff * diff, dtype=np.int64))
+    return total / a.size
+
+
 def cheapest_orientation(encode: Callable[[np.ndarray, np.ndarray | None], Encoded], decode: Callable[[bytes], np.ndarray],
                          image: np.ndarray, saliency: np.ndarray | None, lam: float) -> Encoded:
     """Encode the image in each orientation (`encode(image, saliency)`), decode each file as a
-    decoder will, and keep the one with the lowest bpp + lam · MSE (8-bit units)."""
+    decoder will, and keep the one with the lowest bpp + lam · MSE (8-bit units; with a saliency
+    map too, every pixel's error counts at the one λ of the file's q0)."""
     best, best_cost = None, np.inf
     for flags in ORIENTATIONS:
         encoded = flagged(encode(flip(image, flags), None if saliency is None else flip(saliency, flags)), flags)
-        error = decode(encoded.data).astype(np.float64) - image
-        cost = encoded.bpp + lam * float(np.mean(error * error))
+        cost = encoded.bpp + lam * mean_squared_error(decode(encoded.data), image)
         if cost < best_cost:
             best, best_cost = encoded, cost
     return best
