@@ -1,4 +1,4 @@
-"""How much an encoder could gain by coding a flipped image when that costs less (a pilot for #3).
+"""What coding a flipped image saves, per orientation and as `salcodec compress --try-flips` chooses.
 
     python benchmarks/orientation.py [--data ../shared/data/kodak] [--images 24]
                                      [--orientations id hflip vflip rot180] [--qualities 0 25 50 75 100]
@@ -11,7 +11,7 @@ each quality in each orientation (`--saliency none`, onnx engine), decoded, flip
 scored against the original. Printed: each orientation's PSNR BD-rate against the image as it is,
 and the BD-rate of an encoder that, at each quality, keeps the orientation with the lowest
 rate-distortion cost bpp + λ(q0) · MSE (the model's own training objective, MSE in 8-bit units;
-no decoder-side change is measured here: a real encoder would signal the flip in the file).
+the choice `salcodec compress --try-flips` makes, with the same functions, codec/orientation.py).
 Rate is the real file size.
 """
 from __future__ import annotations
@@ -24,17 +24,12 @@ import numpy as np
 from PIL import Image
 
 from salcodec import api
+from salcodec.codec.orientation import ORIENTATIONS, flip, mean_squared_error
 from salcodec.codec.quality import lambda_map, quality_to_q0
 from salcodec.eval.metrics import bd_rate, psnr
 from salcodec.models import DEFAULT_MODEL
 
-FLIPS = {"id": (False, False), "hflip": (False, True), "vflip": (True, False), "rot180": (True, True)}
-
-
-def flipped(image: np.ndarray, name: str) -> np.ndarray:
-    """The image flipped top-bottom and/or left-right (each flip is its own inverse)."""
-    rows, cols = FLIPS[name]
-    return np.ascontiguousarray(image[::-1 if rows else 1, ::-1 if cols else 1])
+FLIPS = dict(zip(("id", "hflip", "vflip", "rot180"), ORIENTATIONS))  # names for the header's flip flags
 
 
 def bd(anchor: list[tuple[float, float]], curve: list[tuple[float, float]]) -> float:
@@ -61,10 +56,10 @@ def main() -> None:
         for name in args.orientations:
             curve = []
             for quality in args.qualities:
-                data = api.compress(flipped(image, name), quality, saliency="none", model=args.model, engine="onnx")
-                decoded = flipped(api.decompress(data, engine="onnx"), name)
-                mse = float(np.mean((decoded.astype(np.float64) - image) ** 2))
-                curve.append((8 * len(data) / (image.shape[0] * image.shape[1]), psnr(image, decoded), mse))
+                data = api.compress(flip(image, FLIPS[name]), quality, saliency="none", model=args.model, engine="onnx")
+                decoded = flip(api.decompress(data, engine="onnx"), FLIPS[name])
+                curve.append((8 * len(data) / (image.shape[0] * image.shape[1]), psnr(image, decoded),
+                              mean_squared_error(decoded, image)))
             curves[name] = curve
         base = [(b, p) for b, p, _ in curves["id"]]
         for name in args.orientations:

@@ -31,6 +31,8 @@ def flip(array: np.ndarray, flags: int) -> np.ndarray:
 
 def flagged(encoded: Encoded, flags: int) -> Encoded:
     """The same file with the flip flags set (the streams are untouched)."""
+    if not flags:
+        return encoded
     container = bitstream.unpack(encoded.data)
     container.header.flags |= flags
     return Encoded(bitstream.pack(container), encoded.height, encoded.width, encoded.estimated_bits)
