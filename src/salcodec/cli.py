@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .codec.quality import DEFAULT_STRENGTH
 from .errors import SalcodecError
-from .models import DEFAULT_MODEL
+from .models import DEFAULT_MODEL, REFINE_STEPS
 
 
 def _read_input(path: str) -> bytes:
@@ -69,7 +69,8 @@ def _compress_one(src: str, dst: str, args: argparse.Namespace) -> list[tuple[st
         except Exception as exc:  # Pillow raises many types for bad data
             raise SalcodecError(f"stdin: cannot read image ({exc})") from None
     enc = api.compress_image(image, args.quality, args.saliency, args.strength, args.bpp, args.model, notes,
-                             encoder=args.encoder, engine=args.engine, try_flips=args.try_flips)
+                             encoder=args.encoder, engine=args.engine, try_flips=args.try_flips,
+                             refine=args.refine)
     _write_output(dst, enc.data, args.force, args.inputs)
     to_stderr = dst == "-"
     return [(f"note: {src}: {note}", to_stderr) for note in notes] + [
@@ -260,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "faster and slightly larger files at equal quality")
     p.add_argument("--try-flips", action="store_true",
                    help="also code the image flipped and keep the cheapest file (about 1.4%% smaller at equal quality, 4x slower)")
+    p.add_argument("--refine", type=int, nargs="?", const=REFINE_STEPS, default=0, metavar="STEPS",
+                   help=f"search for better latents of each image, STEPS steps (default {REFINE_STEPS}; about 0.6 s each "
+                        "for 768x512 on two cores): about 4%% smaller files at equal PSNR; torch engine, images up to 1024x768")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--workers", type=int, default=1, help="compress several inputs in N processes (default 1)")
     _add_engine(p)

@@ -21,11 +21,12 @@ def _as_batch(array: np.ndarray) -> torch.Tensor:
 
 
 def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None = None, strength: float = 0.0,
-           model_name: str = DEFAULT_MODEL, encoder: str = "default") -> Encoded:
+           model_name: str = DEFAULT_MODEL, encoder: str = "default", refine_steps: int = 0) -> Encoded:
     """Compress an H×W×3 uint8 image. `saliency` (H×W in [0, 1]) shapes the encoder's quality map.
 
     encoder: 'default' (the model's own analysis) or 'fast' (a narrower one trained for the same
-    decoder, when installed): either writes a file of the model that every decoder reads."""
+    decoder, when installed): either writes a file of the model that every decoder reads.
+    refine_steps: > 0 searches that many steps for better latents of this image (models/refinement.py)."""
     if encoder not in ENCODERS:
         raise SalcodecError(f"unknown encoder '{encoder}' (choose from {', '.join(ENCODERS)})")
     model, digest = load_model(model_name)
@@ -39,6 +40,9 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
     x = _as_batch(pad_to_stride(np.asarray(image, np.uint8), model.stride))  # uint8: converted tile by tile
     qt = _as_batch(pad_to_stride(q, model.stride))
     tile = TILE_SIDE if x.shape[-2] * x.shape[-1] > TILE_ABOVE_PIXELS else 0
+    if refine_steps:
+        _check_refinable(model, model_name, tile, refine_steps)
+        second_encoder["refine_steps"] = refine_steps
     if tile:
         return_large_blocks_to_the_system()
     st = _as_batch(pad_to_stride(saliency.astype(np.float32), model.stride)) if saliency is not None else None
@@ -48,6 +52,16 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
     flags = bitstream.FLAG_SPATIAL_QUALITY if used_saliency else 0
     header = bitstream.Header(model_name, digest, h, w, q0, flags, tile)
     return Encoded(bitstream.pack(bitstream.Container(header, streams)), h, w, est_bits)
+
+
+def _check_refinable(model: torch.nn.Module, model_name: str, tile: int, steps: int) -> None:
+    if steps < 0:
+        raise SalcodecError(f"refine steps must be >= 0 (got {steps})")
+    if not getattr(model, "variable_rate", False):
+        raise SalcodecError(f"model '{model_name}' cannot refine its latents (use the default model family)")
+    if tile:
+        raise SalcodecError(f"latent refinement works on images up to {TILE_ABOVE_PIXELS:,} pixels "
+                            "(it keeps the whole image's gradients in memory); compress larger ones without it")
 
 
 def decode(data: bytes, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, decoder: str = "mse") -> np.ndarray:

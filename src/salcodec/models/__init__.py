@@ -11,6 +11,7 @@ from pathlib import Path
 DEFAULT_MODEL = "default-v4-cb"  # the id `compress` uses unless told otherwise (default-v4 + channel and checkerboard contexts)
 DECODERS = ("mse", "gan", "fast")  # the model's own synthesis first, then second decoders (transforms.py)
 ENCODERS = ("default", "fast")  # the model's own analysis first, then second encoders
+REFINE_STEPS = 40  # `salcodec compress --refine` without a count (models/refinement.py)
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODEL_PATH_ENV = "SALCODEC_MODEL_PATH"  # extra folders of <id>.pt files, searched before the package
 # A model whose entropy parameters alone were retrained (a narrower h_s, or a channel context added;

@@ -355,23 +355,25 @@ class QualityMapHyperprior(nn.Module):
         boundaries = torch.sqrt(table[:-1] * table[1:]).to(scales.dtype)
         return torch.bucketize(scales, boundaries, right=False).int()
 
-    def rd_symbols(self, residuals: torch.Tensor, indexes: torch.Tensor) -> torch.Tensor:
+    def rd_symbols(self, residuals: torch.Tensor, indexes: torch.Tensor, multiplier: float | None = None) -> torch.Tensor:
         """The symbols the encoder writes for `residuals` (latents minus their means) coded with the
         tables `indexes` (scale_indexes): rounded for rate and distortion together with the coder's
-        own tables (codec/rounding.py)."""
+        own tables (codec/rounding.py; `multiplier` None: the current one, 0: nearest rounding)."""
         if self._rounding_tables is None:
             gc = self.gaussian_conditional
             self._rounding_tables = (gc._offset.reshape(-1).numpy(), gc._cdf_length.reshape(-1).numpy(),
                                      code_lengths(gc._quantized_cdf.numpy()))
-        return torch.from_numpy(rd_round(residuals.numpy(), indexes.numpy(), *self._rounding_tables))
+        return torch.from_numpy(rd_round(residuals.numpy(), indexes.numpy(), *self._rounding_tables, multiplier))
 
     @torch.inference_mode()
     def compress(self, x: torch.Tensor, quality_map: torch.Tensor, q0: torch.Tensor, saliency: torch.Tensor | None = None,
-                 tile: int = 0, analysis: AnalysisTransform | None = None) -> tuple[list[bytes], float]:
+                 tile: int = 0, analysis: AnalysisTransform | None = None,
+                 refine_steps: int = 0) -> tuple[list[bytes], float]:
         """x: 1×3×H×W uint8 pixels (or floats in [0, 1]), H and W multiples of `stride`; q0 the
         global quality the file header carries; `tile` > 0 bounds memory (see tiling.py). The
         saliency map reaches this model through the quality map only. `analysis` replaces the
         model's own g_a and h_a (a second encoder: same file format, same decoder).
+        `refine_steps` > 0 searches for better latents for this image (refinement.py; untiled only).
 
         Returns the [y, z] streams and the estimated bits (-Σ log2 p of the coded symbols),
         which the tests compare with the real stream sizes.
@@ -387,6 +389,13 @@ class QualityMapHyperprior(nn.Module):
                          self.HYPER_ANALYSIS_HALO, 1 / 4)
         else:
             z = hyper_analyze(encoder, y, cond)
+        multiplier = None  # RD rounding as configured (rounding.py)
+        if refine_steps:
+            if tile:
+                raise ValueError("latent refinement needs the whole image at once (no tiles)")
+            from .refinement import refine_latents
+            y, z, refined = refine_latents(self, to_unit(x), quality_map, q0, y, z, refine_steps)
+            multiplier = 0.0 if refined else None  # the search has chosen the symbols already
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         hyper_scales, hyper_means = self.hyper_synthesis(z_hat)
@@ -398,14 +407,14 @@ class QualityMapHyperprior(nn.Module):
         for i, y_slice in enumerate(y.chunk(self.slices, 1)):
             scales, means = self.slice_parameters(hyper_scales, hyper_means, i, decoded, exact=True)
             indexes = self.scale_indexes(scales)
-            symbols = self.rd_symbols(y_slice - means, indexes)
+            symbols = self.rd_symbols(y_slice - means, indexes, multiplier)
             if self.spatial_context is not None:  # the anchors, then the others from them
                 anchors = anchor_mask(y_slice.shape[-2:])
                 encode(symbols[..., anchors], indexes[..., anchors])
                 scales, means = self.spatial_parameters(scales, means, i, symbols * anchors, exact=True)
                 others = ~anchors  # the anchors' scales and means are unchanged
                 indexes = self.scale_indexes(scales[..., others])
-                symbols[..., others] = self.rd_symbols(y_slice[..., others] - means[..., others], indexes)
+                symbols[..., others] = self.rd_symbols(y_slice[..., others] - means[..., others], indexes, multiplier)
                 encode(symbols[..., others], indexes)
             else:
                 encode(symbols, indexes)

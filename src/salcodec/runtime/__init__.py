@@ -60,15 +60,22 @@ def _onnx_or_none(engine: str, call: Callable[[], T]) -> T | None:
 
 
 def encode(pixels: np.ndarray, quality: float, saliency: np.ndarray | None, strength: float, model: str,
-           encoder: str, engine: str = "auto", try_flips: bool = False) -> Encoded:
-    """`try_flips`: also code the image flipped and keep the cheapest file (codec/orientation.py)."""
+           encoder: str, engine: str = "auto", try_flips: bool = False, refine_steps: int = 0) -> Encoded:
+    """`try_flips`: also code the image flipped and keep the cheapest file (codec/orientation.py);
+    `refine_steps` > 0: search for better latents of the image (models/refinement.py, torch engine)."""
     from . import coder
 
     def encode_as(image: np.ndarray, sal: np.ndarray | None) -> Encoded:
-        encoded = _onnx_or_none(engine, lambda: coder.encode(image, quality, sal, strength, model, encoder))
+        if refine_steps:  # gradients: the torch engine only
+            _check(engine)
+            if engine == "onnx":
+                raise SalcodecError("the onnx engine cannot refine latents (use --engine torch or auto)")
+            encoded = None
+        else:
+            encoded = _onnx_or_none(engine, lambda: coder.encode(image, quality, sal, strength, model, encoder))
         if encoded is None:
             from ..codec import codec
-            encoded = codec.encode(image, quality, sal, strength, model, encoder)
+            encoded = codec.encode(image, quality, sal, strength, model, encoder, refine_steps)
         return encoded
     if not try_flips:
         return encode_as(pixels, saliency)
@@ -77,8 +84,9 @@ def encode(pixels: np.ndarray, quality: float, saliency: np.ndarray | None, stre
 
 
 def encode_to_bpp(pixels: np.ndarray, target_bpp: float, saliency: np.ndarray | None, strength: float, model: str,
-                  encoder: str, engine: str = "auto", try_flips: bool = False) -> Encoded:
-    return search_bpp(lambda quality: encode(pixels, quality, saliency, strength, model, encoder, engine, try_flips),
+                  encoder: str, engine: str = "auto", try_flips: bool = False, refine_steps: int = 0) -> Encoded:
+    return search_bpp(lambda quality: encode(pixels, quality, saliency, strength, model, encoder, engine, try_flips,
+                                             refine_steps),
                       target_bpp)
 
 
