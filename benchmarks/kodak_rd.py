@@ -3,6 +3,8 @@
     python benchmarks/kodak_rd.py --bd-anchor jpeg --bd-anchor webp
     python benchmarks/kodak_rd.py --from-json docs/results/kodak-rd-default-v4-cb.json   # reprint a saved run
     python benchmarks/kodak_rd.py --try-flips --bd-anchor webp   # the encoder's flip search (onnx engine)
+    python benchmarks/kodak_rd.py --refine 40 --bd-anchor webp   # latents refined per image (torch engine)
+    python benchmarks/kodak_rd.py --from-json B.json --versus A.json   # run B's curves against run A's, per image
 
 Every salcodec point is a real .sgc file (uniform quality map: --saliency none). Prints the
 mean real bpp and PSNR-RGB per setting, PSNR interpolated at 0.25/0.5/1.0 bpp (per image, in
@@ -40,15 +42,17 @@ def load_images(folder: Path, limit: int | None) -> list[tuple[str, np.ndarray]]
     return [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in paths]
 
 
-def salcodec_curves(images, model: str, qualities: list[float], try_flips: bool = False) -> dict:
+def salcodec_curves(images, model: str, qualities: list[float], try_flips: bool = False, refine: int = 0) -> dict:
     """The model's curve per image (torch engine; with `try_flips`, the onnx engine and the
-    encoder's flip search, four encodes and decodes per point)."""
+    encoder's flip search, four encodes and decodes per point; with `refine`, that many steps of
+    latent refinement per encode, torch engine)."""
     per_image = {name: {"bpp": [], "est_bpp": [], "psnr": []} for name, _ in images}
     gaps = []  # (coded stream bits − estimate) / estimate, per image and setting
     for name, img in tqdm(images, desc=f"salcodec {model}", file=sys.stderr):
         for q in qualities:
-            if try_flips:
-                enc = runtime.encode(img, q, None, 0.0, model, "default", "onnx", try_flips=True)
+            if try_flips or refine:
+                enc = runtime.encode(img, q, None, 0.0, model, "default", "torch" if refine else "onnx",
+                                     try_flips=try_flips, refine_steps=refine)
                 rec = runtime.decode(enc.data, engine="onnx")
             else:
                 enc = codec.encode(img, q, None, 0.0, model)
@@ -105,8 +109,12 @@ def main() -> None:
                     help="anchor codec(s) for BD-rate, encoded in this run (repeatable; default jpeg)")
     ap.add_argument("--images", type=int, help="use only the first N images (quick checks)")
     ap.add_argument("--try-flips", action="store_true", help="code with `salcodec compress --try-flips` (onnx engine)")
+    ap.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                    help="code with `salcodec compress --refine STEPS` (torch engine)")
     ap.add_argument("--json-out", help="write all per-image numbers here")
     ap.add_argument("--from-json", help="print the tables of an earlier run's --json-out file instead of coding anything")
+    ap.add_argument("--versus", metavar="JSON", help="also compare salcodec's curves with those of an earlier "
+                    "--json-out run of the same images and qualities (another model or encoder option)")
     args = ap.parse_args()
     if args.from_json:
         saved = json.loads(Path(args.from_json).read_text())
@@ -116,6 +124,8 @@ def main() -> None:
         print(f"# {len(results['salcodec']['per_image'])} images from {run['data']}; model {run['model']}; "
               f"saliency none; tables of {args.from_json}")
         report(results, run["qualities"], anchors)
+        if args.versus:
+            versus(results["salcodec"], args.versus)
         return
     if args.model_path:
         os.environ["SALCODEC_MODEL_PATH"] = args.model_path
@@ -123,14 +133,36 @@ def main() -> None:
     images = load_images(Path(args.data), args.images)
 
     start = time.time()
-    results = {"salcodec": salcodec_curves(images, args.model, args.qualities, args.try_flips)}
+    results = {"salcodec": salcodec_curves(images, args.model, args.qualities, args.try_flips, args.refine)}
     for name in anchors:
         results[name] = anchor_curves(images, name)
-    print(f"# {len(images)} images from {args.data}; model {args.model}{' with --try-flips' if args.try_flips else ''}; saliency none; "
+    options = (" with --try-flips" if args.try_flips else "") + (f" with --refine {args.refine}" if args.refine else "")
+    print(f"# {len(images)} images from {args.data}; model {args.model}{options}; saliency none; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {time.time() - start:.0f} s")
     summary = report(results, args.qualities, anchors)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"args": vars(args), "results": results, "summary": summary}, indent=1))
+    if args.versus:
+        versus(results["salcodec"], args.versus)
+
+
+def versus(curves: dict, earlier_json: str) -> None:
+    """Print this run's salcodec curves against those of an earlier run: BD-rate per image (then
+    its mean and range) and, per quality setting, the mean change of real bpp and PSNR."""
+    earlier = json.loads(Path(earlier_json).read_text())["results"]["salcodec"]
+    if earlier["settings"] != curves["settings"] or set(earlier["per_image"]) != set(curves["per_image"]):
+        raise SystemExit(f"{earlier_json}: not the same images and quality settings as this run")
+    now, then = curves["per_image"], earlier["per_image"]
+    names = sorted(now)
+    per_image = [bd_rate(then[n]["bpp"], then[n]["psnr"], now[n]["bpp"], now[n]["psnr"]) for n in names]
+    print(f"\n## salcodec against {earlier_json} ({len(names)} images)")
+    print(f"BD-rate per image: mean {np.mean(per_image):+.2f} %, from {min(per_image):+.2f} to {max(per_image):+.2f} %; "
+          f"lower on {sum(b < 0 for b in per_image)} of {len(names)} images")
+    print("| quality | Δ real bpp | Δ PSNR-RGB (dB) |\n|---|---|---|")
+    for i, q in enumerate(curves["settings"]):
+        d_bpp = np.mean([now[n]["bpp"][i] / then[n]["bpp"][i] - 1 for n in names])
+        d_psnr = np.mean([now[n]["psnr"][i] - then[n]["psnr"][i] for n in names])
+        print(f"| {q:g} | {100 * d_bpp:+.1f} % | {d_psnr:+.2f} |")
 
 
 def report(results: dict, qualities: list[float], anchors: list[str]) -> dict:
