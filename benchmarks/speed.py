@@ -1,6 +1,7 @@
 """Encode and decode speed and peak memory on Kodak: salcodec, CompressAI's hyperprior, classic codecs.
 
     python benchmarks/speed.py [--images 24] [--model NAME]
+    python benchmarks/speed.py --images 4 --codecs 'salcodec[torch]' 'salcodec+refine[torch]'   # some rows only
 
 Every codec runs in its own warm process (imports and model loading done before timing) over
 the images; the table gives median seconds per image and that process's peak RSS. salcodec runs
@@ -29,6 +30,7 @@ from pathlib import Path
 SALCODEC = ["salcodec", "salcodec+auto", "salcodec+auto+fast"]
 CODECS = ([f"{c}[{engine}]" for engine in ("torch", "onnx") for c in SALCODEC]
           + ["compressai-hyperprior", "jpeg", "webp", "avif", "jxl"])
+REFINED = "salcodec+refine[torch]"  # `compress --refine` (40 steps of latent search): only when asked for
 
 
 def worker(codec: str, images: list[Path], model: str) -> dict:
@@ -42,6 +44,9 @@ def worker(codec: str, images: list[Path], model: str) -> dict:
         saliency = "auto" if "+auto" in codec else "none"
         encoder, decoder = ("fast", "fast") if codec.endswith("+fast") else ("default", "mse")
         options = {"model": model, "encoder": encoder, "engine": engine}
+        if "+refine" in codec:
+            from salcodec.models import REFINE_STEPS
+            options["refine"] = REFINE_STEPS
         decompress(compress_image(arrays[0], 50, saliency, **options).data, decoder, engine)  # warm-up
         for a in arrays:
             t = time.perf_counter()
@@ -108,6 +113,8 @@ def main() -> None:
     ap.add_argument("--kodak", default="../shared/data/kodak")
     ap.add_argument("--images", type=int, default=24)
     ap.add_argument("--model", default=None, help="model id (default: the shipped default)")
+    ap.add_argument("--codecs", nargs="+", choices=CODECS + [REFINED],
+                    help=f"these rows only, without the end-to-end table (default: all but {REFINED})")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.model is None:
@@ -120,7 +127,7 @@ def main() -> None:
     from salcodec.models import transform_file
     fast_installed = all(transform_file(args.model, "fast", role) for role in ("encoder", "decoder"))
     results = {}
-    for codec in CODECS:
+    for codec in args.codecs or CODECS:
         if "+fast" in codec and not fast_installed:
             print(f"(no fast encoder and decoder installed for {args.model}: {codec} skipped)", file=sys.stderr)
             continue
@@ -129,20 +136,22 @@ def main() -> None:
                              capture_output=True, text=True, check=True)
         results[codec] = json.loads(out.stdout.strip().splitlines()[-1])
     cli = {}
-    for engine in ("torch", "onnx"):
+    for engine in ("torch", "onnx") if not args.codecs else ():
         flags = ["--engine", engine]
         cli[" ".join(flags)] = end_to_end(images[0], args.model, flags, flags)
         if fast_installed:
             cli[" ".join(flags + ["--encoder/--decoder fast"])] = end_to_end(
                 images[0], args.model, flags + ["--encoder", "fast"], flags + ["--decoder", "fast"])
-    ref = results["compressai-hyperprior"]
+    ref = results.get("compressai-hyperprior")
     print(f"# {len(images)} Kodak images, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch threads default; median seconds per image")
     print("| codec | compress (s) | decompress (s) | compress / CompressAI | decompress / CompressAI | peak RSS (MB) |")
     print("|---|---|---|---|---|---|")
     for codec, r in results.items():
-        print(f"| {codec} | {r['encode']:.4f} | {r['decode']:.4f} | {r['encode'] / ref['encode']:.2f} | "
-              f"{r['decode'] / ref['decode']:.2f} | {r['peak_rss_mb']:.0f} |")
+        ratios = f"{r['encode'] / ref['encode']:.2f} | {r['decode'] / ref['decode']:.2f}" if ref else "n/a | n/a"
+        print(f"| {codec} | {r['encode']:.4f} | {r['decode']:.4f} | {ratios} | {r['peak_rss_mb']:.0f} |")
+    if not cli:
+        return
     print()
     print(f"End to end on {images[0].name} (whole commands: start-up, imports, auto saliency; median of 3):")
     print("| flags | `salcodec compress` (s) | `salcodec decompress` (s) |")
