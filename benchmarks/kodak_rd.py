@@ -114,7 +114,7 @@ def main() -> None:
     ap.add_argument("--json-out", help="write all per-image numbers here")
     ap.add_argument("--from-json", help="print the tables of an earlier run's --json-out file instead of coding anything")
     ap.add_argument("--versus", metavar="JSON", help="also compare salcodec's curves with those of an earlier "
-                    "--json-out run of the same images and qualities (another model or encoder option)")
+                    "--json-out run of the same qualities on these images or more (another model or encoder option)")
     args = ap.parse_args()
     if args.from_json:
         saved = json.loads(Path(args.from_json).read_text())
@@ -147,11 +147,12 @@ def main() -> None:
 
 
 def versus(curves: dict, earlier_json: str) -> None:
-    """Print this run's salcodec curves against those of an earlier run: BD-rate per image (then
-    its mean and range) and, per quality setting, the mean change of real bpp and PSNR."""
+    """Print this run's salcodec curves against those of an earlier run on the same images (or
+    more): BD-rate per image (then its mean and range) and, per quality setting, the mean change of
+    real bpp and PSNR."""
     earlier = json.loads(Path(earlier_json).read_text())["results"]["salcodec"]
-    if earlier["settings"] != curves["settings"] or set(earlier["per_image"]) != set(curves["per_image"]):
-        raise SystemExit(f"{earlier_json}: not the same images and quality settings as this run")
+    if earlier["settings"] != curves["settings"] or not set(curves["per_image"]) <= set(earlier["per_image"]):
+        raise SystemExit(f"{earlier_json}: not this run's quality settings, or lacks some of its images")
     now, then = curves["per_image"], earlier["per_image"]
     names = sorted(now)
     per_image = [bd_rate(then[n]["bpp"], then[n]["psnr"], now[n]["bpp"], now[n]["psnr"]) for n in names]

@@ -30,11 +30,11 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
     if encoder not in ENCODERS:
         raise SalcodecError(f"unknown encoder '{encoder}' (choose from {', '.join(ENCODERS)})")
     model, digest = load_model(model_name)
-    second_encoder = {}
+    encoder_options = {}
     if encoder != "default":
         if not getattr(model, "variable_rate", False):
             raise SalcodecError(f"model '{model_name}' has no {encoder} encoder (use --encoder default)")
-        second_encoder["analysis"] = load_encoder(model_name, encoder)
+        encoder_options["analysis"] = load_encoder(model_name, encoder)
     h, w = image.shape[:2]
     q = quality_map((h, w), quality_to_q0(quality), saliency, strength)
     x = _as_batch(pad_to_stride(np.asarray(image, np.uint8), model.stride))  # uint8: converted tile by tile
@@ -42,12 +42,12 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
     tile = TILE_SIDE if x.shape[-2] * x.shape[-1] > TILE_ABOVE_PIXELS else 0
     if refine_steps:
         _check_refinable(model, model_name, tile, refine_steps)
-        second_encoder["refine_steps"] = refine_steps
+        encoder_options["refine_steps"] = refine_steps
     if tile:
         return_large_blocks_to_the_system()
     st = _as_batch(pad_to_stride(saliency.astype(np.float32), model.stride)) if saliency is not None else None
     q0 = q0_byte(q)
-    streams, est_bits = model.compress(x, qt, torch.tensor([q0 / 255.0]), st, tile, **second_encoder)
+    streams, est_bits = model.compress(x, qt, torch.tensor([q0 / 255.0]), st, tile, **encoder_options)
     used_saliency = saliency is not None and (strength != 0 or getattr(model, "saliency_input", False))
     flags = bitstream.FLAG_SPATIAL_QUALITY if used_saliency else 0
     header = bitstream.Header(model_name, digest, h, w, q0, flags, tile)
