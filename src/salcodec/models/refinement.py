@@ -61,6 +61,8 @@ def coding_cost(model: QualityMapHyperprior, x: torch.Tensor, quality_map: torch
     scales, means = model.latent_parameters(scales, means, y)
     residuals = y - means
     y_hat = (ste_round(residuals) if rounding is None else rounding(residuals)) + means
+    # the entropy models' likelihoods of the rounded values, not their forward(): it rounds again,
+    # and torch.round would cut the rate's gradient to y and z
     conditional = model.gaussian_conditional
     y_likelihoods = conditional.likelihood_lower_bound(conditional._likelihood(y_hat, scales, means))
     z_likelihoods, _, _ = model.entropy_bottleneck._likelihood(z_hat.permute(1, 0, 2, 3).reshape(z.shape[1], 1, -1))

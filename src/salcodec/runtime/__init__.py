@@ -65,18 +65,18 @@ def encode(pixels: np.ndarray, quality: float, saliency: np.ndarray | None, stre
     `refine_steps` > 0: search for better latents of the image (models/refinement.py, torch engine)."""
     from . import coder
 
+    if refine_steps:  # gradients: the torch engine only
+        _check(engine)
+        if engine == "onnx":
+            raise SalcodecError("the onnx engine cannot refine latents (use --engine torch or auto)")
+
     def encode_as(image: np.ndarray, sal: np.ndarray | None) -> Encoded:
-        if refine_steps:  # gradients: the torch engine only
-            _check(engine)
-            if engine == "onnx":
-                raise SalcodecError("the onnx engine cannot refine latents (use --engine torch or auto)")
-            encoded = None
-        else:
+        if not refine_steps:
             encoded = _onnx_or_none(engine, lambda: coder.encode(image, quality, sal, strength, model, encoder))
-        if encoded is None:
-            from ..codec import codec
-            encoded = codec.encode(image, quality, sal, strength, model, encoder, refine_steps)
-        return encoded
+            if encoded is not None:
+                return encoded
+        from ..codec import codec
+        return codec.encode(image, quality, sal, strength, model, encoder, refine_steps)
     if not try_flips:
         return encode_as(pixels, saliency)
     lam = float(lambda_map(np.float64(quality_to_q0(quality))))
