@@ -8,7 +8,7 @@ from PIL import Image
 
 from salcodec import api
 from salcodec.cli import main
-from salcodec.codec import codec
+from salcodec.codec import bitstream, codec
 from salcodec.codec.quality import lambda_map
 from salcodec.errors import SalcodecError
 from salcodec.models import refinement
@@ -64,6 +64,41 @@ def test_the_search_keeps_the_start_where_it_did_not_help(kodak_crop, monkeypatc
     assert codec.encode(kodak_crop, 50, refine_steps=5).data == codec.encode(kodak_crop, 50).data
 
 
+def test_the_refined_file_is_kept_only_where_the_files_say_it_costs_less(kodak_crop, monkeypatch):
+    """The search judges its latents with nearest rounding in float arithmetic; the plain file has
+    RD rounding. So codec.encode compares the two files: a short search's file can cost more."""
+    plain = codec.encode(kodak_crop, 50).data
+    compared = []
+    measure = codec._coding_cost
+
+    def recording(encoded, *args):
+        cost = measure(encoded, *args)
+        compared.append((encoded.data, cost))
+        return cost
+    monkeypatch.setattr(codec, "_coding_cost", recording)
+    kept = {steps: codec.encode(kodak_crop, 50, refine_steps=steps).data for steps in (6, 15)}
+    assert len(compared) == 4 and compared[0][0] == compared[2][0] == plain  # plain, refined; twice
+    short_search, longer_search = compared[1], compared[3]
+    assert short_search[1] > compared[0][1] and kept[6] == plain  # the search's file cost more
+    assert longer_search[1] < compared[2][1] and kept[15] == longer_search[0] != plain
+    assert real_cost(kodak_crop, kept[15], 50) < real_cost(kodak_crop, plain, 50)  # by the test's own measure too
+
+
+def test_with_flips_only_the_cheapest_orientation_is_refined(kodak_crop, monkeypatch):
+    searches = []
+    search = refinement.refine_latents
+
+    def counted(*args, **kwargs):
+        searches.append(args)
+        return search(*args, **kwargs)
+    monkeypatch.setattr(refinement, "refine_latents", counted)
+    data = api.compress(kodak_crop, 50, saliency="none", try_flips=True, engine="torch", refine=15)
+    assert len(searches) == 1  # four plain encodes choose the orientation, one search refines it
+    plain = api.compress(kodak_crop, 50, saliency="none", try_flips=True, engine="torch")
+    assert bitstream.unpack(data).header.flags == bitstream.unpack(plain).header.flags
+    assert real_cost(kodak_crop, data, 50) <= real_cost(kodak_crop, plain, 50)
+
+
 def test_refinement_refuses_what_it_cannot_do(kodak_crop):
     with pytest.raises(SalcodecError, match="onnx engine cannot refine"):
         api.compress(kodak_crop, 50, saliency="none", engine="onnx", refine=5)
@@ -76,8 +111,8 @@ def test_refinement_refuses_what_it_cannot_do(kodak_crop):
 def test_cli_refine_round_trip(tmp_path, kodak_crop):
     photo = tmp_path / "photo.png"
     Image.fromarray(kodak_crop).save(photo)
-    assert main(["compress", str(photo), "--saliency", "none", "--refine", "6"]) == 0
+    assert main(["compress", str(photo), "--saliency", "none", "--refine", "15"]) == 0
     data = photo.with_suffix(".sgc").read_bytes()
-    assert data == api.compress(kodak_crop, 50, saliency="none", refine=6)  # the count reaches the API
+    assert data == api.compress(kodak_crop, 50, saliency="none", refine=15)  # the count reaches the API
     assert data != api.compress(kodak_crop, 50, saliency="none", engine="torch")
     assert main(["compress", str(photo), "--saliency", "none", "--refine", "3", "--engine", "onnx", "--force"]) == 2  # a user error

@@ -61,9 +61,10 @@ def compress(image: ImageLike, quality: float = 50, saliency: SaliencyLike = "au
     engine: 'auto', 'onnx' (no torch: faster to start) or 'torch' (the reference; see salcodec.runtime);
     try_flips: also code the image flipped top-bottom, left-right and both, and keep the file with the
     lowest bpp + λ·MSE (about 1.4 % smaller at equal PSNR on Kodak, for four times the encoding work);
-    refine: > 0 searches that many steps for better latents of this image (torch engine, images up to
-    1024×768 pixels; about 0.6 s a step for 768×512 on two cores; 40, the CLI's --refine, makes files
-    1.6 % (BSDS500 test) to 4.3 % (Kodak) smaller at equal PSNR, larger and better at equal quality).
+    refine: > 0 searches that many steps for better latents of this image and keeps the plain file
+    where that costs less (torch engine, images up to 1024×768 pixels; 0.6–1.5 s a step for 768×512
+    on two cores; 40, the CLI's --refine, makes files 1.6 % (BSDS500 test) to 4.3 % (Kodak) smaller
+    at equal PSNR, larger and better at equal quality).
     """
     return compress_image(image, quality, saliency, strength, bpp, model, encoder=encoder, engine=engine,
                           try_flips=try_flips, refine=refine).data

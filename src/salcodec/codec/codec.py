@@ -11,7 +11,7 @@ from . import bitstream
 from .encoded import TILE_ABOVE_PIXELS, TILE_SIDE, Encoded, pad_to_stride, padded_size, search_bpp
 from .memory import return_large_blocks_to_the_system
 from .orientation import flip
-from .quality import q0_byte, quality_map, quality_to_q0
+from .quality import lambda_map, q0_byte, quality_map, quality_to_q0
 
 
 def _as_batch(array: np.ndarray) -> torch.Tensor:
@@ -26,7 +26,8 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
 
     encoder: 'default' (the model's own analysis) or 'fast' (a narrower one trained for the same
     decoder, when installed): either writes a file of the model that every decoder reads.
-    refine_steps: > 0 searches that many steps for better latents of this image (models/refinement.py)."""
+    refine_steps: > 0 searches that many steps for better latents of this image (models/refinement.py)
+    and keeps the refined file only where its bpp + mean(λ(q) · squared error) is below the plain one's."""
     if encoder not in ENCODERS:
         raise SalcodecError(f"unknown encoder '{encoder}' (choose from {', '.join(ENCODERS)})")
     model, digest = load_model(model_name)
@@ -47,11 +48,29 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
         return_large_blocks_to_the_system()
     st = _as_batch(pad_to_stride(saliency.astype(np.float32), model.stride)) if saliency is not None else None
     q0 = q0_byte(q)
-    streams, est_bits = model.compress(x, qt, torch.tensor([q0 / 255.0]), st, tile, **encoder_options)
     used_saliency = saliency is not None and (strength != 0 or getattr(model, "saliency_input", False))
-    flags = bitstream.FLAG_SPATIAL_QUALITY if used_saliency else 0
-    header = bitstream.Header(model_name, digest, h, w, q0, flags, tile)
-    return Encoded(bitstream.pack(bitstream.Container(header, streams)), h, w, est_bits)
+    header = bitstream.Header(model_name, digest, h, w, q0, bitstream.FLAG_SPATIAL_QUALITY if used_saliency else 0, tile)
+
+    def compress(**options) -> Encoded:
+        streams, est_bits = model.compress(x, qt, torch.tensor([q0 / 255.0]), st, tile, **options)
+        return Encoded(bitstream.pack(bitstream.Container(header, streams)), h, w, est_bits)
+    if not refine_steps:
+        return compress(**encoder_options)
+    plain = compress(**{k: v for k, v in encoder_options.items() if k != "refine_steps"})
+    refined = compress(**encoder_options)
+    if refined.data == plain.data:
+        return plain
+    costs = [_coding_cost(candidate, image, q) for candidate in (plain, refined)]
+    return refined if costs[1] < costs[0] else plain
+
+
+def _coding_cost(encoded: Encoded, image: np.ndarray, quality_map: np.ndarray) -> float:
+    """What refinement minimises, measured on the real file: bpp + mean(λ(q) · squared error) in
+    8-bit units, the training objective. The search measures it with nearest rounding in float
+    arithmetic and the plain file has RD rounding, so only the files can say which is cheaper."""
+    error = decode(encoded.data).astype(np.float32) - image
+    lam = lambda_map(torch.from_numpy(quality_map)).numpy()
+    return encoded.bpp + float(np.mean(lam[..., None] * error * error))
 
 
 def _check_refinable(model: torch.nn.Module, model_name: str, tile: int, steps: int) -> None:

@@ -48,14 +48,14 @@ def mean_squared_error(a: np.ndarray, b: np.ndarray, rows: int = 256) -> float:
 
 
 def cheapest_orientation(encode: Callable[[np.ndarray, np.ndarray | None], Encoded], decode: Callable[[bytes], np.ndarray],
-                         image: np.ndarray, saliency: np.ndarray | None, lam: float) -> Encoded:
+                         image: np.ndarray, saliency: np.ndarray | None, lam: float) -> tuple[Encoded, int]:
     """Encode the image in each orientation (`encode(image, saliency)`), decode each file as a
     decoder will, and keep the one with the lowest bpp + lam · MSE (8-bit units; with a saliency
-    map too, every pixel's error counts at the one λ of the file's q0)."""
-    best, best_cost = None, np.inf
+    map too, every pixel's error counts at the one λ of the file's q0). Returns it and its flags."""
+    best, best_flags, best_cost = None, 0, np.inf
     for flags in ORIENTATIONS:
         encoded = flagged(encode(flip(image, flags), None if saliency is None else flip(saliency, flags)), flags)
         cost = encoded.bpp + lam * mean_squared_error(decode(encoded.data), image)
         if cost < best_cost:
-            best, best_cost = encoded, cost
-    return best
+            best, best_flags, best_cost = encoded, flags, cost
+    return best, best_flags

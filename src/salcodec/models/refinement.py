@@ -11,11 +11,14 @@ each step until many cross a rounding boundary at once (tried: the cost rose aft
 So y is rounded softly instead, by stochastic Gumbel annealing (Yang et al. 2020): each latent
 takes a random mix of its two nearest integers around its mean, the nearer one likelier, and a
 temperature that falls over the steps makes the mix nearly hard. z, far fewer values, is rounded
-straight through. The search keeps its result only where the cost with hard, nearest rounding
-fell; the refined symbols are then coded as they round, without the RD rounding of rounding.py
-(the search has made that choice already, with the real distortion in pixels).
+straight through. The search returns the starting latents where the cost with hard, nearest
+rounding did not fall; otherwise the refined symbols are coded as they round, without the RD
+rounding of rounding.py (the search has made that choice already, with the real distortion in
+pixels). codec.encode then keeps the refined file only if it costs less than the plain one,
+measured on the two files.
 
-Measured by `python benchmarks/kodak_rd.py --refine` (README, "Refined encoding").
+Settings: `python benchmarks/refine_settings.py`; gains: `python benchmarks/kodak_rd.py --refine`
+(README, "Refined encoding").
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from ..train.losses import rate_distortion_loss
 from . import REFINE_STEPS
 from .hyperprior import QualityMapHyperprior, ste_round
 
-LEARNING_RATE = 0.015  # Adam's step in latent units (a quantization step is 1): tuned on kodim05 only
+LEARNING_RATE = 0.01  # Adam's step in latent units (a quantization step is 1); benchmarks/refine_settings.py
 START_TEMPERATURE, TEMPERATURE_FLOOR, TEMPERATURE_DECAY = 0.5, 0.1, 3.0  # τ = max(0.5 e^(−3 t/T), 0.1)
 
 

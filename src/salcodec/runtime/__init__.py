@@ -21,7 +21,7 @@ import numpy as np
 
 from ..codec import bitstream
 from ..codec.encoded import Encoded, search_bpp
-from ..codec.orientation import cheapest_orientation
+from ..codec.orientation import cheapest_orientation, flagged, flip
 from ..codec.quality import lambda_map, quality_to_q0
 from ..errors import SalcodecError
 from . import bundle  # noqa: F401  (salcodec.runtime.bundle.CACHE_ENV and friends)
@@ -62,7 +62,9 @@ def _onnx_or_none(engine: str, call: Callable[[], T]) -> T | None:
 def encode(pixels: np.ndarray, quality: float, saliency: np.ndarray | None, strength: float, model: str,
            encoder: str, engine: str = "auto", try_flips: bool = False, refine_steps: int = 0) -> Encoded:
     """`try_flips`: also code the image flipped and keep the cheapest file (codec/orientation.py);
-    `refine_steps` > 0: search for better latents of the image (models/refinement.py, torch engine)."""
+    `refine_steps` > 0: search for better latents of the image (models/refinement.py, torch engine).
+    With both, the orientation is chosen first, on plain files, and only its latents are refined:
+    one search instead of four."""
     from . import coder
 
     if refine_steps:  # gradients: the torch engine only
@@ -70,17 +72,20 @@ def encode(pixels: np.ndarray, quality: float, saliency: np.ndarray | None, stre
         if engine == "onnx":
             raise SalcodecError("the onnx engine cannot refine latents (use --engine torch or auto)")
 
-    def encode_as(image: np.ndarray, sal: np.ndarray | None) -> Encoded:
-        if not refine_steps:
+    def encode_as(image: np.ndarray, sal: np.ndarray | None, refine: int = 0) -> Encoded:
+        if not refine:
             encoded = _onnx_or_none(engine, lambda: coder.encode(image, quality, sal, strength, model, encoder))
             if encoded is not None:
                 return encoded
         from ..codec import codec
-        return codec.encode(image, quality, sal, strength, model, encoder, refine_steps)
+        return codec.encode(image, quality, sal, strength, model, encoder, refine)
     if not try_flips:
-        return encode_as(pixels, saliency)
+        return encode_as(pixels, saliency, refine_steps)
     lam = float(lambda_map(np.float64(quality_to_q0(quality))))
-    return cheapest_orientation(encode_as, lambda data: decode(data, engine=engine), pixels, saliency, lam)
+    best, flags = cheapest_orientation(encode_as, lambda data: decode(data, engine=engine), pixels, saliency, lam)
+    if not refine_steps:
+        return best
+    return flagged(encode_as(flip(pixels, flags), None if saliency is None else flip(saliency, flags), refine_steps), flags)
 
 
 def encode_to_bpp(pixels: np.ndarray, target_bpp: float, saliency: np.ndarray | None, strength: float, model: str,
