@@ -43,7 +43,6 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
     tile = TILE_SIDE if x.shape[-2] * x.shape[-1] > TILE_ABOVE_PIXELS else 0
     if refine_steps:
         _check_refinable(model, model_name, tile, refine_steps)
-        encoder_options["refine_steps"] = refine_steps
     if tile:
         return_large_blocks_to_the_system()
     st = _as_batch(pad_to_stride(saliency.astype(np.float32), model.stride)) if saliency is not None else None
@@ -51,13 +50,13 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
     used_saliency = saliency is not None and (strength != 0 or getattr(model, "saliency_input", False))
     header = bitstream.Header(model_name, digest, h, w, q0, bitstream.FLAG_SPATIAL_QUALITY if used_saliency else 0, tile)
 
-    def compress(**options) -> Encoded:
+    def compress(steps: int = 0) -> Encoded:  # other model families take no refine_steps
+        options = dict(encoder_options, refine_steps=steps) if steps else encoder_options
         streams, est_bits = model.compress(x, qt, torch.tensor([q0 / 255.0]), st, tile, **options)
         return Encoded(bitstream.pack(bitstream.Container(header, streams)), h, w, est_bits)
     if not refine_steps:
-        return compress(**encoder_options)
-    plain = compress(**{k: v for k, v in encoder_options.items() if k != "refine_steps"})
-    refined = compress(**encoder_options)
+        return compress()
+    plain, refined = compress(), compress(refine_steps)
     if refined.data == plain.data:
         return plain
     costs = [_coding_cost(candidate, image, q) for candidate in (plain, refined)]
