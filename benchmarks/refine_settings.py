@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from salcodec.codec import codec
-from salcodec.codec.quality import lambda_map, quality_to_q0
+from salcodec.codec.quality import quality_to_q0
 from salcodec.models import refinement
 
 OSIE = Path("../shared/data/saliency/osie")
@@ -41,9 +41,8 @@ def val_crops(count: int) -> dict[str, np.ndarray]:
 
 
 def coding_cost(image: np.ndarray, quality: float, refine_steps: int) -> float:
-    encoded = codec.encode(image, quality, refine_steps=refine_steps)
-    error = codec.decode(encoded.data).astype(np.float64) - image
-    return encoded.bpp + float(lambda_map(np.float64(quality_to_q0(quality)))) * float(np.mean(error ** 2))
+    uniform_map = np.full(image.shape[:2], quality_to_q0(quality), np.float32)
+    return codec.file_cost(codec.encode(image, quality, refine_steps=refine_steps), image, uniform_map)
 
 
 def main() -> None:

@@ -69,13 +69,13 @@ def test_the_refined_file_is_kept_only_where_the_files_say_it_costs_less(kodak_c
     RD rounding. So codec.encode compares the two files: a short search's file can cost more."""
     plain = codec.encode(kodak_crop, 50).data
     compared = []
-    measure = codec._coding_cost
+    measure = codec.file_cost
 
     def recording(encoded, *args):
         cost = measure(encoded, *args)
         compared.append((encoded.data, cost))
         return cost
-    monkeypatch.setattr(codec, "_coding_cost", recording)
+    monkeypatch.setattr(codec, "file_cost", recording)
     kept = {steps: codec.encode(kodak_crop, 50, refine_steps=steps).data for steps in (6, 15)}
     assert len(compared) == 4 and compared[0][0] == compared[2][0] == plain  # plain, refined; twice
     short_search, longer_search = compared[1], compared[3]

@@ -59,11 +59,11 @@ def encode(image: np.ndarray, quality: float = 50, saliency: np.ndarray | None =
     plain, refined = compress(), compress(refine_steps)
     if refined.data == plain.data:
         return plain
-    costs = [_coding_cost(candidate, image, q) for candidate in (plain, refined)]
+    costs = [file_cost(candidate, image, q) for candidate in (plain, refined)]
     return refined if costs[1] < costs[0] else plain
 
 
-def _coding_cost(encoded: Encoded, image: np.ndarray, quality_map: np.ndarray) -> float:
+def file_cost(encoded: Encoded, image: np.ndarray, quality_map: np.ndarray) -> float:
     """What refinement minimises, measured on the real file: bpp + mean(λ(q) · squared error) in
     8-bit units, the training objective. The search measures it with nearest rounding in float
     arithmetic and the plain file has RD rounding, so only the files can say which is cheaper."""
