@@ -4,6 +4,7 @@
     python benchmarks/kodak_rd.py --from-json docs/results/kodak-rd-default-v4-cb.json   # reprint a saved run
     python benchmarks/kodak_rd.py --try-flips --bd-anchor webp   # the encoder's flip search (onnx engine)
     python benchmarks/kodak_rd.py --refine 40 --bd-anchor webp   # latents refined per image (torch engine)
+    python benchmarks/kodak_rd.py --refine 40 --json-out R.json --resume   # go on with R.json's run after a stop
     python benchmarks/kodak_rd.py --from-json B.json --versus A.json   # run B's curves against run A's, per image
 
 Every salcodec point is a real .sgc file (uniform quality map: --saliency none). Prints the
@@ -21,6 +22,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -42,13 +44,21 @@ def load_images(folder: Path, limit: int | None) -> list[tuple[str, np.ndarray]]
     return [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in paths]
 
 
-def salcodec_curves(images, model: str, qualities: list[float], try_flips: bool = False, refine: int = 0) -> dict:
+def salcodec_curves(images, model: str, qualities: list[float], try_flips: bool = False, refine: int = 0,
+                    earlier: dict | None = None, save: Callable[[dict], None] | None = None) -> dict:
     """The model's curve per image (torch engine; with `try_flips`, the onnx engine and the
     encoder's flip search, four encodes and decodes per point; with `refine`, that many steps of
-    latent refinement per encode, torch engine)."""
-    per_image = {name: {"bpp": [], "est_bpp": [], "psnr": []} for name, _ in images}
-    gaps = []  # (coded stream bits − estimate) / estimate, per image and setting
-    for name, img in tqdm(images, desc=f"salcodec {model}", file=sys.stderr):
+    latent refinement per encode, torch engine). `earlier`: curves of a stopped run of the same
+    settings, whose images are not coded again; `save` gets the curves after every image, so a
+    run of hours can stop and go on."""
+    curves = {"settings": qualities, "per_image": {}, "stream_vs_estimate": {"max": -np.inf, "min": np.inf}}
+    if earlier:
+        curves["per_image"].update(earlier["per_image"])
+        curves["stream_vs_estimate"].update(earlier["stream_vs_estimate"])
+    todo = [(name, img) for name, img in images if name not in curves["per_image"]]
+    for name, img in tqdm(todo, desc=f"salcodec {model}", file=sys.stderr):
+        curve = {"bpp": [], "est_bpp": [], "psnr": []}
+        gaps = []  # (coded stream bits − estimate) / estimate, per setting
         for q in qualities:
             if try_flips or refine:
                 enc = runtime.encode(img, q, None, 0.0, model, "default", "torch" if refine else "onnx",
@@ -57,13 +67,20 @@ def salcodec_curves(images, model: str, qualities: list[float], try_flips: bool 
             else:
                 enc = codec.encode(img, q, None, 0.0, model)
                 rec = codec.decode(enc.data)
-            per_image[name]["bpp"].append(enc.bpp)
-            per_image[name]["est_bpp"].append(enc.estimated_bpp)
-            per_image[name]["psnr"].append(psnr(img, rec))
+            curve["bpp"].append(enc.bpp)
+            curve["est_bpp"].append(enc.estimated_bpp)
+            curve["psnr"].append(psnr(img, rec))
             header_bits = 8 * (len(enc.data) - sum(len(s) for s in unpack(enc.data).streams))
             stream_bits = 8 * len(enc.data) - header_bits
             gaps.append((stream_bits - enc.estimated_bits) / enc.estimated_bits)
-    return {"settings": qualities, "per_image": per_image, "stream_vs_estimate": {"max": max(gaps), "min": min(gaps)}}
+        curves["per_image"][name] = curve
+        gap = curves["stream_vs_estimate"]
+        gap["max"], gap["min"] = max(gap["max"], *gaps), min(gap["min"], *gaps)
+        if save:
+            save(curves)
+    names = [name for name, _ in images]  # this run's images, in order, even if `earlier` had more
+    curves["per_image"] = {name: curves["per_image"][name] for name in names}
+    return curves
 
 
 def anchor_curves(images, name: str) -> dict:
@@ -111,7 +128,9 @@ def main() -> None:
     ap.add_argument("--try-flips", action="store_true", help="code with `salcodec compress --try-flips` (onnx engine)")
     ap.add_argument("--refine", type=int, default=0, metavar="STEPS",
                     help="code with `salcodec compress --refine STEPS` (torch engine)")
-    ap.add_argument("--json-out", help="write all per-image numbers here")
+    ap.add_argument("--json-out", help="write all per-image numbers here (and salcodec's after every image)")
+    ap.add_argument("--resume", action="store_true", help="keep the images --json-out already holds from a stopped "
+                    "or smaller run of the same model, data, qualities and encoder options, and code only the others")
     ap.add_argument("--from-json", help="print the tables of an earlier run's --json-out file instead of coding anything")
     ap.add_argument("--versus", metavar="JSON", help="also compare salcodec's curves with those of an earlier "
                     "--json-out run of the same qualities on these images or more (another model or encoder option)")
@@ -132,18 +151,51 @@ def main() -> None:
     anchors = args.bd_anchor or ["jpeg"]
     images = load_images(Path(args.data), args.images)
 
+    earlier, save = None, None
+    if args.json_out:
+        out = Path(args.json_out)
+        saved = json.loads(out.read_text()) if out.exists() else {}
+        if args.resume and saved:
+            earlier = resumable_curves(saved, args)
+        elif saved.get("partial"):
+            raise SystemExit(f"{out} holds a stopped run: add --resume to go on with it, or choose another --json-out")
+
+        def save(curves: dict) -> None:
+            write_json(out, {"args": vars(args), "partial": True, "results": {"salcodec": curves}})
+    elif args.resume:
+        raise SystemExit("--resume needs --json-out")
+
     start = time.time()
-    results = {"salcodec": salcodec_curves(images, args.model, args.qualities, args.try_flips, args.refine)}
+    results = {"salcodec": salcodec_curves(images, args.model, args.qualities, args.try_flips, args.refine, earlier, save)}
     for name in anchors:
         results[name] = anchor_curves(images, name)
     options = (" with --try-flips" if args.try_flips else "") + (f" with --refine {args.refine}" if args.refine else "")
+    resumed = f"; {len(earlier['per_image'])} images' curves from the stopped run, not timed here" if earlier else ""
     print(f"# {len(images)} images from {args.data}; model {args.model}{options}; saliency none; "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {time.time() - start:.0f} s")
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {time.time() - start:.0f} s{resumed}")
     summary = report(results, args.qualities, anchors)
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"args": vars(args), "results": results, "summary": summary}, indent=1))
+        write_json(Path(args.json_out), {"args": vars(args), "results": results, "summary": summary})
     if args.versus:
         versus(results["salcodec"], args.versus)
+
+
+def write_json(path: Path, content: dict) -> None:
+    """Written whole, then renamed: a run stopped while saving leaves the previous file."""
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(json.dumps(content, indent=1))
+    partial.replace(path)
+
+
+RUN_SETTINGS = ("data", "model", "model_path", "qualities", "try_flips", "refine")
+
+
+def resumable_curves(saved: dict, args: argparse.Namespace) -> dict:
+    """The salcodec curves of an earlier run to go on with: it must have this run's settings."""
+    differing = [k for k in RUN_SETTINGS if saved["args"].get(k) != getattr(args, k)]
+    if differing:
+        raise SystemExit(f"{args.json_out} was run with other {', '.join(differing)}: it cannot be resumed with these")
+    return saved["results"]["salcodec"]
 
 
 def versus(curves: dict, earlier_json: str) -> None:

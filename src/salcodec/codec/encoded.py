@@ -46,25 +46,56 @@ def padded_size(height: int, width: int, stride: int) -> tuple[int, int]:
 
 def search_bpp(encode_at: Callable[[float], Encoded], target_bpp: float, tolerance: float = 0.015,
                max_iter: int = 14) -> Encoded:
-    """Search the quality (bisection: rate grows with quality) until the real bpp is within tolerance."""
+    """The file of the quality whose real bpp is within tolerance of the target (or the closest)."""
+    return search_quality(encode_at, target_bpp, tolerance, max_iter)[1]
+
+
+def search_quality(encode_at: Callable[[float], Encoded], target_bpp: float, tolerance: float = 0.015,
+                   max_iter: int = 14, ends: tuple[Encoded, Encoded] | None = None) -> tuple[float, Encoded]:
+    """Bisection on the quality (rate grows with it) until the real bpp is within tolerance; returns
+    the quality and file closest to the target. `ends`: the files at qualities 0 and 100, if known."""
     if not target_bpp > 0:
         raise SalcodecError("--bpp must be positive")
     lo, hi = 0.0, 100.0
-    low, high = encode_at(lo), encode_at(hi)
+    low, high = ends or (encode_at(lo), encode_at(hi))
     if not low.bpp <= target_bpp * (1 + tolerance):
         raise SalcodecError(f"target {target_bpp} bpp is below this model's lowest rate for this image ({low.bpp:.3f} bpp)")
     if not high.bpp >= target_bpp * (1 - tolerance):
         raise SalcodecError(f"target {target_bpp} bpp is above this model's highest rate for this image ({high.bpp:.3f} bpp)")
-    best = min((low, high), key=lambda e: abs(e.bpp - target_bpp))
+    best = min(((lo, low), (hi, high)), key=lambda found: abs(found[1].bpp - target_bpp))
     for _ in range(max_iter):
-        if abs(best.bpp - target_bpp) <= tolerance * target_bpp:
+        if abs(best[1].bpp - target_bpp) <= tolerance * target_bpp:
             break
         mid = (lo + hi) / 2
         enc = encode_at(mid)
-        if abs(enc.bpp - target_bpp) < abs(best.bpp - target_bpp):
-            best = enc
+        if abs(enc.bpp - target_bpp) < abs(best[1].bpp - target_bpp):
+            best = mid, enc
         if enc.bpp > target_bpp:
             hi = mid
         else:
             lo = mid
+    return best
+
+
+def search_bpp_refined(plain_at: Callable[[float], Encoded], refined_at: Callable[[float], Encoded], target_bpp: float,
+                       tolerance: float = 0.015, max_refines: int = 4) -> Encoded:
+    """search_bpp for refined encodes, which cost a search each: the quality is searched on plain
+    files, for the target divided by the size ratio of the last refined file to the plain one at
+    its quality (refinement changes the size, most often upward), and only the quality found is
+    refined. The ratio changes slowly with the quality, so one or two refinements usually land
+    within tolerance; after `max_refines`, the closest refined file."""
+    ends = plain_at(0.0), plain_at(100.0)
+    target, best, refined_qualities = target_bpp, None, set()
+    for _ in range(max_refines):
+        quality, plain = search_quality(plain_at, target, tolerance, ends=ends)
+        if quality in refined_qualities:  # the same file again (an end of the range, or no closer plain file)
+            break
+        refined_qualities.add(quality)
+        refined = refined_at(quality)
+        if best is None or abs(refined.bpp - target_bpp) < abs(best.bpp - target_bpp):
+            best = refined
+        if abs(refined.bpp - target_bpp) <= tolerance * target_bpp:
+            break
+        # the next plain target, kept inside the plain files' range: the target itself was in it
+        target = min(max(target * plain.bpp / refined.bpp, ends[0].bpp), ends[1].bpp)
     return best

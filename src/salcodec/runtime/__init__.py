@@ -20,7 +20,7 @@ from typing import TypeVar
 import numpy as np
 
 from ..codec import bitstream
-from ..codec.encoded import Encoded, search_bpp
+from ..codec.encoded import Encoded, search_bpp, search_bpp_refined
 from ..codec.orientation import cheapest_orientation, flagged, flip
 from ..codec.quality import lambda_map, quality_to_q0
 from ..errors import SalcodecError
@@ -90,9 +90,13 @@ def encode(pixels: np.ndarray, quality: float, saliency: np.ndarray | None, stre
 
 def encode_to_bpp(pixels: np.ndarray, target_bpp: float, saliency: np.ndarray | None, strength: float, model: str,
                   encoder: str, engine: str = "auto", try_flips: bool = False, refine_steps: int = 0) -> Encoded:
-    return search_bpp(lambda quality: encode(pixels, quality, saliency, strength, model, encoder, engine, try_flips,
-                                             refine_steps),
-                      target_bpp)
+    """`encode` at the quality whose real bpp is within 1.5 % of the target; with `refine_steps`,
+    the quality is searched on plain files and only the one found is refined (search_bpp_refined)."""
+    def encode_at(refine: int) -> Callable[[float], Encoded]:
+        return lambda quality: encode(pixels, quality, saliency, strength, model, encoder, engine, try_flips, refine)
+    if refine_steps:
+        return search_bpp_refined(encode_at(0), encode_at(refine_steps), target_bpp)
+    return search_bpp(encode_at(0), target_bpp)
 
 
 def decode(data: bytes, decoder: str = "mse", engine: str = "auto",
