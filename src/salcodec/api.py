@@ -62,7 +62,7 @@ def compress(image: ImageLike, quality: float = 50, saliency: SaliencyLike = "au
     try_flips: also code the image flipped top-bottom, left-right and both, and keep the file with the
     lowest bpp + λ·MSE (about 1.4 % smaller at equal PSNR on Kodak, for four times the encoding work);
     refine: > 0 searches that many steps for better latents of this image and keeps the plain file
-    where that costs less (torch engine, images up to 1024×768 pixels; 0.6–1.5 s a step for 768×512
+    where that costs less (torch engine, images up to 1024×768 pixels; 0.6–2.2 s a step for 768×512
     on two cores; 40, the CLI's --refine, makes files 1.6 % (BSDS500 test) to 4.3 % (Kodak) smaller
     at equal PSNR, larger and better at equal quality).
     """

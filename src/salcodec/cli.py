@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--try-flips", action="store_true",
                    help="also code the image flipped and keep the cheapest file (about 1.4%% smaller at equal quality, 4x slower)")
     p.add_argument("--refine", type=int, nargs="?", const=REFINE_STEPS, default=0, metavar="STEPS",
-                   help=f"search for better latents of each image, STEPS steps (default {REFINE_STEPS}; 0.6-1.5 s each "
+                   help=f"search for better latents of each image, STEPS steps (default {REFINE_STEPS}; 0.6-2.2 s each "
                         "for 768x512 on two cores): 2-4%% smaller files at equal PSNR; torch engine, images up to 1024x768")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--workers", type=int, default=1, help="compress several inputs in N processes (default 1)")
