@@ -6,6 +6,8 @@
     python benchmarks/kodak_rd.py --refine 40 --bd-anchor webp   # latents refined per image (torch engine)
     python benchmarks/kodak_rd.py --refine 40 --json-out R.json --resume   # go on with R.json's run after a stop
     python benchmarks/kodak_rd.py --from-json B.json --versus A.json   # run B's curves against run A's, per image
+    python benchmarks/kodak_rd.py --from-json R.json --anchors-from A.json   # a stopped run against A's anchors
+    python benchmarks/kodak_rd.py --from-json A.json --images 18   # a saved run's tables on its first 18 images
 
 Every salcodec point is a real .sgc file (uniform quality map: --saliency none). Prints the
 mean real bpp and PSNR-RGB per setting, PSNR interpolated at 0.25/0.5/1.0 bpp (per image, in
@@ -124,7 +126,7 @@ def main() -> None:
     ap.add_argument("--qualities", type=float, nargs="+", default=DEFAULT_QUALITIES)
     ap.add_argument("--bd-anchor", action="append", choices=sorted(baselines.CODECS), default=None,
                     help="anchor codec(s) for BD-rate, encoded in this run (repeatable; default jpeg)")
-    ap.add_argument("--images", type=int, help="use only the first N images (quick checks)")
+    ap.add_argument("--images", type=int, help="use only the first N images (quick checks; with --from-json, of the saved run)")
     ap.add_argument("--try-flips", action="store_true", help="code with `salcodec compress --try-flips` (onnx engine)")
     ap.add_argument("--refine", type=int, default=0, metavar="STEPS",
                     help="code with `salcodec compress --refine STEPS` (torch engine)")
@@ -132,6 +134,8 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="keep the images --json-out already holds from a stopped "
                     "or smaller run of the same model, data, qualities and encoder options, and code only the others")
     ap.add_argument("--from-json", help="print the tables of an earlier run's --json-out file instead of coding anything")
+    ap.add_argument("--anchors-from", metavar="JSON", help="with --from-json: take the anchors' curves for the "
+                    "same images from this run (for a stopped run, which has none yet)")
     ap.add_argument("--versus", metavar="JSON", help="also compare salcodec's curves with those of an earlier "
                     "--json-out run of the same qualities on these images or more (another model or encoder option)")
     args = ap.parse_args()
@@ -139,9 +143,15 @@ def main() -> None:
         saved = json.loads(Path(args.from_json).read_text())
         run = saved["args"]
         results = saved["results"]
+        if args.anchors_from:  # a stopped run has no anchors yet: those of a whole run of the same images
+            results.update((k, v) for k, v in json.loads(Path(args.anchors_from).read_text())["results"].items()
+                           if k != "salcodec")
+        names = list(results["salcodec"]["per_image"])[:args.images]
+        for curves in results.values():
+            curves["per_image"] = {n: curves["per_image"][n] for n in names}
         anchors = [k for k in results if k != "salcodec"]
-        print(f"# {len(results['salcodec']['per_image'])} images from {run['data']}; model {run['model']}; "
-              f"saliency none; tables of {args.from_json}")
+        print(f"# {len(names)} images from {run['data']}; model {run['model']}; "
+              f"saliency none; tables of {args.from_json}" + (f", anchors of {args.anchors_from}" if args.anchors_from else ""))
         report(results, run["qualities"], anchors)
         if args.versus:
             versus(results["salcodec"], args.versus)
@@ -170,7 +180,8 @@ def main() -> None:
     for name in anchors:
         results[name] = anchor_curves(images, name)
     options = (" with --try-flips" if args.try_flips else "") + (f" with --refine {args.refine}" if args.refine else "")
-    resumed = f"; {len(earlier['per_image'])} images' curves from the stopped run, not timed here" if earlier else ""
+    kept = sum(name in earlier["per_image"] for name, _ in images) if earlier else 0
+    resumed = f"; {kept} images' curves from the stopped run, not timed here" if kept else ""
     print(f"# {len(images)} images from {args.data}; model {args.model}{options}; saliency none; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {time.time() - start:.0f} s{resumed}")
     summary = report(results, args.qualities, anchors)
