@@ -57,7 +57,7 @@ def test_the_search_keeps_the_start_where_it_did_not_help(kodak_crop, monkeypatc
         z = hyper_analyze(model, y, cond)
     refined_y, _, refined = refinement.refine_latents(model, x, quality_map, q0, y, z, steps=5)
     assert refined and not torch.equal(refined_y, y)
-    # the search ran on a channels-last copy: the shared model that coding uses is as it was
+    # the search froze the shared model's weights only while it ran: training and coding find them as they were
     assert all(p.requires_grad and p.is_contiguous() for p in model.parameters())
     monkeypatch.setattr(refinement, "LEARNING_RATE", 30.0)  # steps that wreck the latents
     same_y, same_z, refined = refinement.refine_latents(model, x, quality_map, q0, y, z, steps=5)

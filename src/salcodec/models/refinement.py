@@ -22,7 +22,6 @@ Settings: `python benchmarks/refine_settings.py`; gains: `python benchmarks/koda
 """
 from __future__ import annotations
 
-import copy
 import math
 from functools import partial
 
@@ -81,29 +80,26 @@ def refine_latents(model: QualityMapHyperprior, x: torch.Tensor, quality_map: to
     quality map. Returns the latents and whether they are the refined ones: the starting latents
     come back where refining did not lower the cost with nearest rounding. Deterministic for a seed."""
     with torch.inference_mode(False), torch.enable_grad():
-        search_model = searching_copy(model)
-        x, quality_map = (t.clone(memory_format=torch.channels_last) for t in (x, quality_map))  # inference tensors cannot enter autograd
-        q0 = q0.clone()
-        start_y, start_z = (t.clone(memory_format=torch.channels_last) for t in (y, z))
+        x, quality_map, q0 = x.clone(), quality_map.clone(), q0.clone()  # inference tensors cannot enter autograd
+        start_y, start_z = y.clone(), z.clone()
         y, z = start_y.clone().requires_grad_(), start_z.clone().requires_grad_()
-        optimizer = torch.optim.Adam([y, z], lr=LEARNING_RATE)
-        generator = torch.Generator().manual_seed(seed)
-        for step in range(steps):
-            rounding = partial(soft_round, temperature=temperature(step, steps), generator=generator)
-            optimizer.zero_grad()
-            coding_cost(search_model, x, quality_map, q0, y, z, rounding).backward()
-            optimizer.step()
-        with torch.no_grad():
-            before = coding_cost(search_model, x, quality_map, q0, start_y, start_z)
-            after = coding_cost(search_model, x, quality_map, q0, y, z)
+        frozen = [p for p in model.parameters() if p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            optimizer = torch.optim.Adam([y, z], lr=LEARNING_RATE)
+            generator = torch.Generator().manual_seed(seed)
+            for step in range(steps):
+                rounding = partial(soft_round, temperature=temperature(step, steps), generator=generator)
+                optimizer.zero_grad()
+                coding_cost(model, x, quality_map, q0, y, z, rounding).backward()
+                optimizer.step()
+            with torch.no_grad():
+                before = coding_cost(model, x, quality_map, q0, start_y, start_z)
+                after = coding_cost(model, x, quality_map, q0, y, z)
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
     if after < before:
-        return y.detach().contiguous(), z.detach().contiguous(), True
-    return start_y.contiguous(), start_z.contiguous(), False
-
-
-def searching_copy(model: QualityMapHyperprior) -> QualityMapHyperprior:
-    """A frozen copy of the model with channels-last weights, for the search alone: oneDNN's
-    convolutions and their gradients run faster on it (10 steps on kodim01: 7–17 % less time in
-    alternating runs on 2 cores, README), and the shared model that coding uses is left as it was."""
-    search_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    return search_model.requires_grad_(False)
+        return y.detach(), z.detach(), True
+    return start_y, start_z, False
