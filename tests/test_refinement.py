@@ -101,6 +101,24 @@ def test_with_flips_only_the_cheapest_orientation_is_refined(kodak_crop, monkeyp
     assert real_cost(kodak_crop, data, 50) <= real_cost(kodak_crop, plain, 50)
 
 
+def test_a_bpp_target_with_flips_refines_in_the_orientation_its_plain_search_chose(kodak_crop, monkeypatch):
+    from salcodec import runtime
+    chosen = []  # (λ of the quality, flags) for each orientation choice
+    choose = runtime.cheapest_orientation
+
+    def recorded(encode, decode, image, saliency, lam):
+        best, flags = choose(encode, decode, image, saliency, lam)
+        chosen.append((lam, flags))
+        return best, flags
+    monkeypatch.setattr(runtime, "cheapest_orientation", recorded)
+    image = kodak_crop[:96, :128].copy()
+    data = api.compress(image, saliency="none", bpp=0.8, try_flips=True, engine="torch", refine=5)
+    lams = [lam for lam, _ in chosen]
+    assert len(lams) == len(set(lams))  # each quality's four encodes once: none again for the refined file
+    assert bitstream.unpack(data).header.flags in {flags for _, flags in chosen}
+    assert abs(8 * len(data) / image[..., 0].size - 0.8) < 0.1  # near the target
+
+
 def test_refinement_refuses_what_it_cannot_do(kodak_crop):
     with pytest.raises(SalcodecError, match="onnx engine cannot refine"):
         api.compress(kodak_crop, 50, saliency="none", engine="onnx", refine=5)

@@ -38,6 +38,11 @@ def flagged(encoded: Encoded, flags: int) -> Encoded:
     return Encoded(bitstream.pack(container), encoded.height, encoded.width, encoded.estimated_bits)
 
 
+def orientation_of(data: bytes) -> int:
+    """The flip flags a file was coded with."""
+    return bitstream.unpack(data).header.flags & FLIPS
+
+
 def mean_squared_error(a: np.ndarray, b: np.ndarray, rows: int = 256) -> float:
     """MSE of two uint8 images in 8-bit units, a band of rows at a time (bounded memory on big photos)."""
     total = 0

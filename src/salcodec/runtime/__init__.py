@@ -21,7 +21,7 @@ import numpy as np
 
 from ..codec import bitstream
 from ..codec.encoded import Encoded, search_bpp, search_bpp_refined
-from ..codec.orientation import cheapest_orientation, flagged, flip
+from ..codec.orientation import cheapest_orientation, flagged, flip, orientation_of
 from ..codec.quality import lambda_map, quality_to_q0
 from ..errors import SalcodecError
 from . import bundle  # noqa: F401  (salcodec.runtime.bundle.CACHE_ENV and friends)
@@ -91,12 +91,22 @@ def encode(pixels: np.ndarray, quality: float, saliency: np.ndarray | None, stre
 def encode_to_bpp(pixels: np.ndarray, target_bpp: float, saliency: np.ndarray | None, strength: float, model: str,
                   encoder: str, engine: str = "auto", try_flips: bool = False, refine_steps: int = 0) -> Encoded:
     """`encode` at the quality whose real bpp is within 1.5 % of the target; with `refine_steps`,
-    the quality is searched on plain files and only the one found is refined (search_bpp_refined)."""
-    def encode_at(refine: int) -> Callable[[float], Encoded]:
-        return lambda quality: encode(pixels, quality, saliency, strength, model, encoder, engine, try_flips, refine)
-    if refine_steps:
-        return search_bpp_refined(encode_at(0), encode_at(refine_steps), target_bpp)
-    return search_bpp(encode_at(0), target_bpp)
+    the quality is searched on plain files and only the one found is refined (search_bpp_refined),
+    in the orientation its plain file chose when `try_flips`."""
+    orientations: dict[float, int] = {}  # the flips each quality's plain file was coded with
+
+    def plain_at(quality: float) -> Encoded:
+        encoded = encode(pixels, quality, saliency, strength, model, encoder, engine, try_flips)
+        orientations[quality] = orientation_of(encoded.data)
+        return encoded
+    if not refine_steps:
+        return search_bpp(plain_at, target_bpp)
+
+    def refined_at(quality: float) -> Encoded:  # in its plain file's orientation: no second four encodes
+        flags = orientations[quality]
+        return flagged(encode(flip(pixels, flags), quality, None if saliency is None else flip(saliency, flags),
+                              strength, model, encoder, engine, refine_steps=refine_steps), flags)
+    return search_bpp_refined(plain_at, refined_at, target_bpp)
 
 
 def decode(data: bytes, decoder: str = "mse", engine: str = "auto",
