@@ -67,8 +67,12 @@ def test_existing_output_is_kept_without_force(tmp_path):
 
 
 def _salcodec(*args: str) -> subprocess.Popen:
+    """salcodec in a child process that takes Ctrl-C as a terminal gives it, even where the test
+    suite runs in the background (`cmd &` ignores SIGINT, children inherit that, and Python then
+    never raises KeyboardInterrupt: the compression would finish and the test would skip)."""
     return subprocess.Popen([sys.executable, "-m", "salcodec", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=os.environ.copy())
+                            stderr=subprocess.PIPE, env=os.environ.copy(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_ctrl_c_leaves_no_output(tmp_path):
