@@ -38,6 +38,12 @@ def flagged(encoded: Encoded, flags: int) -> Encoded:
     return Encoded(bitstream.pack(container), encoded.height, encoded.width, encoded.estimated_bits)
 
 
+def encode_flipped(encode: Callable[[np.ndarray, np.ndarray | None], Encoded], image: np.ndarray,
+                   saliency: np.ndarray | None, flags: int) -> Encoded:
+    """`encode(image, saliency)` of the image and map flipped as `flags` say, in a file flagged to flip back."""
+    return flagged(encode(flip(image, flags), None if saliency is None else flip(saliency, flags)), flags)
+
+
 def orientation_of(data: bytes) -> int:
     """The flip flags a file was coded with."""
     return bitstream.unpack(data).header.flags & FLIPS
@@ -59,7 +65,7 @@ def cheapest_orientation(encode: Callable[[np.ndarray, np.ndarray | None], Encod
     map too, every pixel's error counts at the one λ of the file's q0). Returns it and its flags."""
     best, best_flags, best_cost = None, 0, np.inf
     for flags in ORIENTATIONS:
-        encoded = flagged(encode(flip(image, flags), None if saliency is None else flip(saliency, flags)), flags)
+        encoded = encode_flipped(encode, image, saliency, flags)
         cost = encoded.bpp + lam * mean_squared_error(decode(encoded.data), image)
         if cost < best_cost:
             best, best_flags, best_cost = encoded, flags, cost

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..codec import bitstream
 from ..codec.encoded import Encoded, search_bpp, search_bpp_refined
-from ..codec.orientation import cheapest_orientation, flagged, flip, orientation_of
+from ..codec.orientation import cheapest_orientation, encode_flipped, orientation_of
 from ..codec.quality import lambda_map, quality_to_q0
 from ..errors import SalcodecError
 from . import bundle  # noqa: F401  (salcodec.runtime.bundle.CACHE_ENV and friends)
@@ -85,7 +85,7 @@ def encode(pixels: np.ndarray, quality: float, saliency: np.ndarray | None, stre
     best, flags = cheapest_orientation(encode_as, lambda data: decode(data, engine=engine), pixels, saliency, lam)
     if not refine_steps:
         return best
-    return flagged(encode_as(flip(pixels, flags), None if saliency is None else flip(saliency, flags), refine_steps), flags)
+    return encode_flipped(lambda image, sal: encode_as(image, sal, refine_steps), pixels, saliency, flags)
 
 
 def encode_to_bpp(pixels: np.ndarray, target_bpp: float, saliency: np.ndarray | None, strength: float, model: str,
@@ -103,9 +103,8 @@ def encode_to_bpp(pixels: np.ndarray, target_bpp: float, saliency: np.ndarray | 
         return search_bpp(plain_at, target_bpp)
 
     def refined_at(quality: float) -> Encoded:  # in its plain file's orientation: no second four encodes
-        flags = orientations[quality]
-        return flagged(encode(flip(pixels, flags), quality, None if saliency is None else flip(saliency, flags),
-                              strength, model, encoder, engine, refine_steps=refine_steps), flags)
+        return encode_flipped(lambda image, sal: encode(image, quality, sal, strength, model, encoder, engine,
+                                                        refine_steps=refine_steps), pixels, saliency, orientations[quality])
     return search_bpp_refined(plain_at, refined_at, target_bpp)
 
 
